@@ -1,0 +1,1 @@
+//! Checks the upstream CRDs enforce with their schema and CEL rules.
