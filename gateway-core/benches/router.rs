@@ -1,1 +1,2 @@
+//! Router benchmarks (placeholder until the router lands).
 fn main() {}

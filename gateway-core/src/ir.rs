@@ -598,3 +598,198 @@ pub struct L4Route {
     /// Backends by weight; never empty.
     pub backends: Vec<WeightedBackend>,
 }
+
+// === Summary ===
+
+impl Ir {
+    /// A readable summary as JSON: binds, listeners, routes with their rules in manifest order,
+    /// backends with endpoints. Key material is never included. Used by golden tests, the
+    /// admin endpoint and `gateway check`.
+    pub fn summary(&self) -> serde_json::Value {
+        use serde_json::json;
+        let binds: Vec<_> = self
+            .binds
+            .iter()
+            .map(|bind| {
+                json!({
+                    "bind": bind.socket_addr().to_string(),
+                    "protocol": format!("{:?}", bind.protocol),
+                    "listeners": bind.listeners.iter().map(|l| listener_summary(l)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({ "binds": binds })
+    }
+}
+
+fn listener_summary(l: &Listener) -> serde_json::Value {
+    use serde_json::json;
+    let mut out = json!({
+        "listener": l.id.to_string(),
+        "hostname": l.hostname.as_deref().unwrap_or("*"),
+        "port": l.port,
+        "protocol": format!("{:?}", l.protocol),
+    });
+    let obj = out.as_object_mut();
+    let Some(obj) = obj else { return out };
+    if let Some(tls) = &l.tls {
+        obj.insert(
+            "certificates".into(),
+            json!(
+                tls.certificates
+                    .iter()
+                    .map(|c| c.source.to_string())
+                    .collect::<Vec<_>>()
+            ),
+        );
+        if let Some(v) = &tls.client_validation {
+            obj.insert(
+                "clientValidation".into(),
+                json!(if v.allow_insecure_fallback {
+                    "AllowInsecureFallback"
+                } else {
+                    "AllowValidOnly"
+                }),
+            );
+        }
+    }
+    if !l.http_routes.is_empty() {
+        let routes: Vec<_> = l
+            .http_routes
+            .iter()
+            .map(|r| {
+                json!({
+                    "route": r.id.to_string(),
+                    "hostnames": r.hostnames,
+                    "rules": r.rules.iter().map(|rule| json!({
+                        "index": rule.index,
+                        "matches": rule.matches.iter().map(http_match_summary).collect::<Vec<_>>(),
+                        "filters": rule.filters.iter().map(filter_summary).collect::<Vec<_>>(),
+                        "action": action_summary(&rule.action),
+                        "timeouts": format!("{:?}", rule.timeouts),
+                        "retry": rule.retry.as_ref().map(|r| format!("{r:?}")),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        obj.insert("httpRoutes".into(), json!(routes));
+    }
+    if !l.grpc_routes.is_empty() {
+        let routes: Vec<_> = l
+            .grpc_routes
+            .iter()
+            .map(|r| {
+                json!({
+                    "route": r.id.to_string(),
+                    "hostnames": r.hostnames,
+                    "rules": r.rules.iter().map(|rule| json!({
+                        "index": rule.index,
+                        "matches": rule.matches.iter().map(|m| {
+                            let part = |s: &Option<StringMatch>| s.as_ref().map_or("*".to_owned(), string_match_summary);
+                            let mut text = format!("{}/{}", part(&m.service), part(&m.method));
+                            for h in &m.headers {
+                                text.push_str(&format!(" {}{}", h.name, string_match_op(&h.value)));
+                            }
+                            text
+                        }).collect::<Vec<_>>(),
+                        "action": action_summary(&rule.action),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        obj.insert("grpcRoutes".into(), json!(routes));
+    }
+    if !l.tls_routes.is_empty() {
+        let routes: Vec<_> = l
+            .tls_routes
+            .iter()
+            .map(|r| {
+                json!({
+                    "route": r.id.to_string(),
+                    "hostnames": r.hostnames,
+                    "backends": r.backends.iter().map(backend_summary).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        obj.insert("tlsRoutes".into(), json!(routes));
+    }
+    if let Some(r) = &l.l4_route {
+        obj.insert(
+            "route".into(),
+            json!({
+                "route": r.id.to_string(),
+                "backends": r.backends.iter().map(backend_summary).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    out
+}
+
+fn string_match_summary(m: &StringMatch) -> String {
+    match m {
+        StringMatch::Exact(v) => v.clone(),
+        StringMatch::Regex(p) => format!("~{}", p.as_str()),
+    }
+}
+
+fn string_match_op(m: &StringMatch) -> String {
+    match m {
+        StringMatch::Exact(v) => format!("={v}"),
+        StringMatch::Regex(p) => format!("~{}", p.as_str()),
+    }
+}
+
+fn http_match_summary(m: &HttpMatch) -> String {
+    let mut text = match &m.path {
+        PathMatch::Exact(p) => format!("Exact {p}"),
+        PathMatch::Prefix(p) => format!("PathPrefix {p}"),
+        PathMatch::Regex(p) => format!("RegularExpression {}", p.as_str()),
+    };
+    if let Some(method) = &m.method {
+        text.push_str(&format!(" method={method}"));
+    }
+    for h in &m.headers {
+        text.push_str(&format!(" header:{}{}", h.name, string_match_op(&h.value)));
+    }
+    for q in &m.query_params {
+        text.push_str(&format!(" query:{}{}", q.name, string_match_op(&q.value)));
+    }
+    text
+}
+
+fn filter_summary(f: &HttpFilter) -> String {
+    format!("{f:?}")
+}
+
+fn action_summary(a: &RuleAction) -> serde_json::Value {
+    use serde_json::json;
+    match a {
+        RuleAction::Forward(backends) => json!({
+            "forward": backends.iter().map(backend_summary).collect::<Vec<_>>()
+        }),
+        RuleAction::Redirect(r) => json!({ "redirect": format!("{r:?}") }),
+        RuleAction::Respond { status, reason } => json!({ "respond": status, "reason": reason }),
+    }
+}
+
+fn backend_summary(b: &WeightedBackend) -> String {
+    let mut text = match &b.backend {
+        Backend::Service(s) => format!(
+            "{}:{} {:?} weight {} -> [{}]",
+            s.service,
+            s.port,
+            s.protocol,
+            b.weight,
+            s.endpoints
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Backend::Invalid { reason } => format!("invalid weight {} ({reason})", b.weight),
+    };
+    for f in &b.filters {
+        text.push_str(&format!(" +{}", filter_summary(f)));
+    }
+    text
+}

@@ -2,13 +2,16 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 use crate::model::{
     Condition, GatewayClassStatus, GatewayStatus, ListenerSetStatus, ObjectKey, PolicyStatus,
     RouteStatus,
 };
 
 /// The status of one object, as compile computed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectStatus<S> {
     /// Which object.
     pub key: ObjectKey,
@@ -23,7 +26,8 @@ pub struct ObjectStatus<S> {
 /// Only objects this controller owns appear: GatewayClasses whose controllerName matches, their
 /// Gateways, and Routes' `status.parents` entries for those Gateways. Conditions carry
 /// `observedGeneration`; `lastTransitionTime` is left to the status writer (compile has no clock).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Status {
     /// GatewayClasses of this controller.
     pub gateway_classes: Vec<ObjectStatus<GatewayClassStatus>>,
@@ -62,12 +66,17 @@ impl Status {
                 .filter(|c| c.type_ == "Accepted")
                 .all(Condition::is_true)
         };
-        self.gateway_classes.iter().all(|c| accepted(&c.status.conditions))
+        self.gateway_classes
+            .iter()
+            .all(|c| accepted(&c.status.conditions))
             && self.gateways.iter().all(|g| {
                 accepted(&g.status.conditions)
                     && g.status.listeners.iter().all(|l| accepted(&l.conditions))
             })
-            && self.listener_sets.iter().all(|s| accepted(&s.status.conditions))
+            && self
+                .listener_sets
+                .iter()
+                .all(|s| accepted(&s.status.conditions))
             && self
                 .routes
                 .iter()
@@ -79,8 +88,42 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Whether nothing needs attention: every `Accepted`, `Programmed` and `ResolvedRefs`
+    /// condition is `True` and no route is `PartiallyInvalid`. `gateway check` exits non-zero
+    /// otherwise.
+    pub fn all_healthy(&self) -> bool {
+        let healthy = |conditions: &[Condition]| {
+            conditions.iter().all(|c| match c.type_.as_str() {
+                "Accepted" | "Programmed" | "ResolvedRefs" => c.is_true(),
+                "PartiallyInvalid" => !c.is_true(),
+                _ => true,
+            })
+        };
+        self.gateway_classes
+            .iter()
+            .all(|c| healthy(&c.status.conditions))
+            && self.gateways.iter().all(|g| {
+                healthy(&g.status.conditions)
+                    && g.status.listeners.iter().all(|l| healthy(&l.conditions))
+            })
+            && self
+                .listener_sets
+                .iter()
+                .all(|s| healthy(&s.status.conditions))
+            && self
+                .routes
+                .iter()
+                .all(|r| r.status.parents.iter().all(|p| healthy(&p.conditions)))
+            && self
+                .policies
+                .iter()
+                .all(|p| p.status.ancestors.iter().all(|a| healthy(&a.conditions)))
+    }
+}
+
 /// A problem found while compiling, for people (`gateway check`, logs).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Diagnostic {
     /// The object it is about.
     pub object: ObjectKey,

@@ -235,6 +235,21 @@ impl ObjectKey {
     }
 }
 
+impl serde::Serialize for ObjectKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("ObjectKey", 3)?;
+        s.serialize_field("kind", self.kind.as_str())?;
+        if self.namespace.is_empty() {
+            s.skip_field("namespace")?;
+        } else {
+            s.serialize_field("namespace", &self.namespace)?;
+        }
+        s.serialize_field("name", &self.name)?;
+        s.end()
+    }
+}
+
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.namespace.is_empty() {
@@ -310,9 +325,7 @@ impl Resource {
     where
         D: serde::Deserializer<'de>,
     {
-        fn de<'de, T: DeserializeOwned, D: serde::Deserializer<'de>>(
-            d: D,
-        ) -> Result<T, D::Error> {
+        fn de<'de, T: DeserializeOwned, D: serde::Deserializer<'de>>(d: D) -> Result<T, D::Error> {
             serde::Deserialize::deserialize(d)
         }
         Ok(match kind {
@@ -336,7 +349,10 @@ impl Resource {
 
     /// Reads a Kubernetes JSON object. `Ok(None)` for kinds the model does not read.
     pub fn from_json(value: serde_json::Value) -> Result<Option<Resource>, FromJsonError> {
-        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("");
         let Some(kind) = ResourceKind::identify(api_version, kind)? else {
             return Ok(None);

@@ -1,0 +1,432 @@
+//! Route attachment: parentRefs, sectionName/port, allowedRoutes, hostname intersection, and
+//! the per-parent status of every route kind.
+
+use std::collections::BTreeSet;
+
+use super::backend::PortProtocol;
+use super::gateway::{AllowedNamespaces, CompiledGateway, CompiledListener};
+use super::hostname::intersect_hostnames;
+use super::index::Index;
+use super::rules::{self, Problems};
+use crate::ir::{self, RouteId, RouteOrder};
+use crate::model::{
+    Condition, GATEWAY_GROUP, ObjectKey, ObjectMeta, ParentReference, ResourceKind,
+    RouteParentStatus, RouteStatus,
+};
+use crate::status::{Diagnostic, ObjectStatus, Status};
+use crate::validate::{self, FieldError};
+
+/// The Ir of one route, before its hostnames are intersected with a listener's.
+enum Template {
+    Http(Vec<ir::HttpRule>),
+    Grpc(Vec<ir::GrpcRule>),
+    Tls(Vec<ir::WeightedBackend>),
+    L4(Vec<ir::WeightedBackend>),
+}
+
+/// What attachment needs to know about a route of any kind.
+struct RouteView<'a> {
+    key: ObjectKey,
+    meta: &'a ObjectMeta,
+    parent_refs: &'a [ParentReference],
+    /// `None` for kinds without hostnames (TCP, UDP).
+    hostnames: Option<&'a [String]>,
+    errors: Vec<FieldError>,
+    problems: Problems,
+    template: Template,
+}
+
+pub(super) fn attach_routes(
+    index: &Index<'_>,
+    gateways: &mut [CompiledGateway],
+    status: &mut Status,
+) {
+    let snapshot = index.snapshot;
+    for route in &snapshot.http_routes {
+        let key = ObjectKey::of(ResourceKind::HttpRoute, &route.metadata);
+        let mut problems = Problems::default();
+        let rules = rules::http_rules(index, &key, &route.spec.rules, &mut problems);
+        attach(
+            index,
+            gateways,
+            status,
+            RouteView {
+                errors: validate::http_route(route),
+                key,
+                meta: &route.metadata,
+                parent_refs: &route.spec.parent_refs,
+                hostnames: Some(&route.spec.hostnames),
+                problems,
+                template: Template::Http(rules),
+            },
+        );
+    }
+    for route in &snapshot.grpc_routes {
+        let key = ObjectKey::of(ResourceKind::GrpcRoute, &route.metadata);
+        let mut problems = Problems::default();
+        let rules = rules::grpc_rules(index, &key, &route.spec.rules, &mut problems);
+        attach(
+            index,
+            gateways,
+            status,
+            RouteView {
+                errors: validate::grpc_route(route),
+                key,
+                meta: &route.metadata,
+                parent_refs: &route.spec.parent_refs,
+                hostnames: Some(&route.spec.hostnames),
+                problems,
+                template: Template::Grpc(rules),
+            },
+        );
+    }
+    for route in &snapshot.tls_routes {
+        let key = ObjectKey::of(ResourceKind::TlsRoute, &route.metadata);
+        let mut problems = Problems::default();
+        let backends = rules::l4_backends(
+            index,
+            &key,
+            &route.spec.rules,
+            PortProtocol::Tcp,
+            &mut problems,
+        );
+        attach(
+            index,
+            gateways,
+            status,
+            RouteView {
+                errors: validate::tls_route(route),
+                key,
+                meta: &route.metadata,
+                parent_refs: &route.spec.parent_refs,
+                hostnames: Some(&route.spec.hostnames),
+                problems,
+                template: Template::Tls(backends),
+            },
+        );
+    }
+    let l4 = snapshot
+        .tcp_routes
+        .iter()
+        .map(|r| (r, ResourceKind::TcpRoute, PortProtocol::Tcp))
+        .chain(
+            snapshot
+                .udp_routes
+                .iter()
+                .map(|r| (r, ResourceKind::UdpRoute, PortProtocol::Udp)),
+        );
+    for (route, kind, port_protocol) in l4 {
+        let key = ObjectKey::of(kind, &route.metadata);
+        let mut problems = Problems::default();
+        let backends =
+            rules::l4_backends(index, &key, &route.spec.rules, port_protocol, &mut problems);
+        attach(
+            index,
+            gateways,
+            status,
+            RouteView {
+                errors: validate::tcp_route(route),
+                key,
+                meta: &route.metadata,
+                parent_refs: &route.spec.parent_refs,
+                hostnames: None,
+                problems,
+                template: Template::L4(backends),
+            },
+        );
+    }
+    for policy in &snapshot.backend_tls_policies {
+        status.diagnostics.push(Diagnostic {
+            object: ObjectKey::of(ResourceKind::BackendTlsPolicy, &policy.metadata),
+            field: String::new(),
+            message: "BackendTLSPolicy is not supported yet: Services it targets are treated as \
+                      unusable backends (500) rather than reached without TLS"
+                .into(),
+        });
+    }
+    status.routes.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+fn attach(
+    index: &Index<'_>,
+    gateways: &mut [CompiledGateway],
+    status: &mut Status,
+    route: RouteView<'_>,
+) {
+    let generation = route.meta.generation;
+    let route_ns = route.key.namespace.clone();
+    let order = RouteOrder::new(route.meta.created_at(), &route_ns, &route.meta.name);
+    for e in &route.errors {
+        status.diagnostics.push(Diagnostic {
+            object: route.key.clone(),
+            field: e.field.clone(),
+            message: e.message.clone(),
+        });
+    }
+    for (field, message) in &route.problems.notes {
+        status.diagnostics.push(Diagnostic {
+            object: route.key.clone(),
+            field: field.clone(),
+            message: message.clone(),
+        });
+    }
+    for message in &route.problems.unsupported {
+        status.diagnostics.push(Diagnostic {
+            object: route.key.clone(),
+            field: String::new(),
+            message: message.clone(),
+        });
+    }
+    let resolved = match route.problems.refs.first() {
+        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "", generation),
+        Some(first) => Condition::new(
+            "ResolvedRefs",
+            false,
+            first.reason,
+            route
+                .problems
+                .refs
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            generation,
+        ),
+    };
+    let route_kind = route.key.kind.as_str();
+    let route_labels = index.namespace_labels(&route_ns);
+
+    let mut parents = Vec::new();
+    for (j, parent) in route.parent_refs.iter().enumerate() {
+        let parent_ns = parent.namespace.as_deref().unwrap_or(&route_ns);
+        let written_ref = ParentReference {
+            group: Some(parent.group().to_owned()),
+            kind: Some(parent.kind().to_owned()),
+            namespace: Some(parent_ns.to_owned()),
+            name: parent.name.clone(),
+            section_name: parent.section_name.clone(),
+            port: parent.port,
+        };
+        if parent.group() != GATEWAY_GROUP || parent.kind() != "Gateway" {
+            if parent.group() == GATEWAY_GROUP && parent.kind() == "ListenerSet" {
+                status.diagnostics.push(Diagnostic {
+                    object: route.key.clone(),
+                    field: format!("spec.parentRefs[{j}]"),
+                    message: "ListenerSet parents are not supported yet".into(),
+                });
+            }
+            // Other kinds (a mesh's Service parents) belong to other controllers.
+            continue;
+        }
+        let Some(gateway) = gateways
+            .iter_mut()
+            .find(|g| g.key.namespace == parent_ns && g.key.name == parent.name)
+        else {
+            if !index
+                .snapshot
+                .gateways
+                .iter()
+                .any(|g| g.metadata.namespace() == parent_ns && g.metadata.name == parent.name)
+            {
+                status.diagnostics.push(Diagnostic {
+                    object: route.key.clone(),
+                    field: format!("spec.parentRefs[{j}]"),
+                    message: format!("Gateway {parent_ns}/{} not found", parent.name),
+                });
+            }
+            continue;
+        };
+        let mut conditions = Vec::new();
+        let accepted = if !route.errors.is_empty() {
+            Condition::new(
+                "Accepted",
+                false,
+                "UnsupportedValue",
+                super::gateway::join_errors(&route.errors),
+                generation,
+            )
+        } else if let Err((reason, message)) = &gateway.accepted {
+            Condition::new(
+                "Accepted",
+                false,
+                "NoMatchingParent",
+                format!(
+                    "Gateway {} is not accepted ({reason}: {message})",
+                    gateway.key
+                ),
+                generation,
+            )
+        } else {
+            attach_to_listeners(
+                gateway,
+                parent,
+                &route,
+                route_kind,
+                &route_labels,
+                &order,
+                generation,
+            )
+        };
+        let attached = accepted.is_true();
+        conditions.push(accepted);
+        conditions.push(resolved.clone());
+        if attached && !route.problems.unsupported.is_empty() {
+            conditions.push(Condition::new(
+                "PartiallyInvalid",
+                true,
+                "UnsupportedValue",
+                route.problems.unsupported.join("; "),
+                generation,
+            ));
+        }
+        parents.push(RouteParentStatus {
+            parent_ref: written_ref,
+            controller_name: gateway.controller.clone(),
+            conditions,
+        });
+    }
+    if !parents.is_empty() {
+        status.routes.push(ObjectStatus {
+            key: route.key,
+            generation,
+            status: RouteStatus { parents },
+        });
+    }
+}
+
+/// Attaches a route to the listeners of one parentRef and returns its Accepted condition.
+fn attach_to_listeners(
+    gateway: &mut CompiledGateway,
+    parent: &ParentReference,
+    route: &RouteView<'_>,
+    route_kind: &str,
+    route_labels: &std::collections::BTreeMap<String, String>,
+    order: &RouteOrder,
+    generation: Option<i64>,
+) -> Condition {
+    let gateway_ns = gateway.key.namespace.clone();
+    let candidates: Vec<usize> = gateway
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| parent.section_name.as_deref().is_none_or(|s| s == l.name))
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == i64::from(l.port)))
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        let what = match (&parent.section_name, parent.port) {
+            (Some(s), Some(p)) => format!("no listener named {s:?} on port {p}"),
+            (Some(s), None) => format!("no listener named {s:?}"),
+            (None, Some(p)) => format!("no listener on port {p}"),
+            (None, None) => "the Gateway has no listeners".to_owned(),
+        };
+        return Condition::new("Accepted", false, "NoMatchingParent", what, generation);
+    }
+    let mut allowed_any = false;
+    let mut attached_any = false;
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    for i in candidates {
+        let listener = &mut gateway.listeners[i];
+        if !listener.attachable()
+            || !kind_allowed(listener, route_kind)
+            || !namespace_allowed(listener, &gateway_ns, &route.key.namespace, route_labels)
+        {
+            continue;
+        }
+        allowed_any = true;
+        let hostnames = match route.hostnames {
+            Some(names) => match intersect_hostnames(listener.hostname.as_deref(), names) {
+                Some(h) => h,
+                None => continue,
+            },
+            None => Vec::new(),
+        };
+        attached_any = true;
+        if !seen.insert(i) || !listener.attached.insert(route.key.clone()) {
+            // Already attached through another parentRef: count and serve it once.
+            continue;
+        }
+        add_to_listener(listener, route, order, hostnames);
+    }
+    if attached_any {
+        Condition::new("Accepted", true, "Accepted", "", generation)
+    } else if allowed_any {
+        Condition::new(
+            "Accepted",
+            false,
+            "NoMatchingListenerHostname",
+            "no hostname of the route intersects a listener hostname",
+            generation,
+        )
+    } else {
+        Condition::new(
+            "Accepted",
+            false,
+            "NotAllowedByListeners",
+            format!(
+                "no listener allows {route_kind} from namespace {:?}",
+                route.key.namespace
+            ),
+            generation,
+        )
+    }
+}
+
+fn kind_allowed(listener: &CompiledListener, route_kind: &str) -> bool {
+    listener
+        .supported_kinds
+        .iter()
+        .any(|k| k.group() == GATEWAY_GROUP && k.kind == route_kind)
+}
+
+fn namespace_allowed(
+    listener: &CompiledListener,
+    gateway_ns: &str,
+    route_ns: &str,
+    route_labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    match &listener.allowed_namespaces {
+        AllowedNamespaces::All => true,
+        AllowedNamespaces::Same => gateway_ns == route_ns,
+        AllowedNamespaces::Selector(selector) => selector.matches(route_labels),
+        AllowedNamespaces::None => false,
+    }
+}
+
+fn add_to_listener(
+    listener: &mut CompiledListener,
+    route: &RouteView<'_>,
+    order: &RouteOrder,
+    hostnames: Vec<String>,
+) {
+    let id = RouteId {
+        key: route.key.clone(),
+    };
+    match &route.template {
+        Template::Http(rules) => listener.http_routes.push(ir::HttpRoute {
+            id,
+            order: order.clone(),
+            hostnames,
+            rules: rules.clone(),
+        }),
+        Template::Grpc(rules) => listener.grpc_routes.push(ir::GrpcRoute {
+            id,
+            order: order.clone(),
+            hostnames,
+            rules: rules.clone(),
+        }),
+        Template::Tls(backends) => listener.tls_routes.push(ir::TlsRoute {
+            id,
+            order: order.clone(),
+            hostnames,
+            backends: backends.clone(),
+        }),
+        Template::L4(backends) => listener.l4_routes.push((
+            order.clone(),
+            ir::L4Route {
+                id,
+                backends: backends.clone(),
+            },
+        )),
+    }
+}

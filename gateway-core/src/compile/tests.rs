@@ -1,0 +1,1 @@
+//! Unit tests of compile rules, one per spec rule; the golden suite lives in `tests/`.
