@@ -121,7 +121,7 @@ pub struct Listener {
     pub protocol: ListenerProtocol,
     /// Certificates for TLS termination (HTTPS, TLS Terminate).
     pub tls: Option<TlsTermination>,
-    /// HTTPRoutes (HTTP, HTTPS), in no particular order; the router sorts by precedence.
+    /// HTTPRoutes (HTTP, HTTPS), oldest first (`RouteOrder`, then id); the router ranks matches.
     pub http_routes: Vec<HttpRoute>,
     /// GRPCRoutes (HTTP, HTTPS).
     pub grpc_routes: Vec<GrpcRoute>,

@@ -834,7 +834,17 @@ pub(super) fn finish(
             let (Some(protocol), Some(port), true) = (listener.protocol, bind, servable) else {
                 continue;
             };
+            // Deterministic order whatever the snapshot order: precedence order, then id.
             listener.l4_routes.sort_by(|a, b| a.0.cmp(&b.0));
+            listener
+                .http_routes
+                .sort_by(|a, b| (&a.order, &a.id).cmp(&(&b.order, &b.id)));
+            listener
+                .grpc_routes
+                .sort_by(|a, b| (&a.order, &a.id).cmp(&(&b.order, &b.id)));
+            listener
+                .tls_routes
+                .sort_by(|a, b| (&a.order, &a.id).cmp(&(&b.order, &b.id)));
             let ir_listener = Arc::new(ir::Listener {
                 id: ListenerId {
                     parent: gateway.key.clone(),

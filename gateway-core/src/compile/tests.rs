@@ -1,1 +1,266 @@
 //! Unit tests of compile rules, one per spec rule; the golden suite lives in `tests/`.
+
+use serde_json::json;
+
+use super::{Options, compile};
+use crate::ir::{Backend, BindProtocol, RuleAction};
+use crate::model::{Condition, ObjectKey, Resource, ResourceKind, Snapshot};
+use crate::status::Status;
+
+fn snapshot(docs: &[serde_json::Value]) -> Snapshot {
+    docs.iter()
+        .map(|d| {
+            Resource::from_json(d.clone())
+                .expect("valid test object")
+                .expect("known kind")
+        })
+        .collect()
+}
+
+fn class() -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+           "metadata": {"name": "gc"}, "spec": {"controllerName": "example.com/gw"}})
+}
+
+fn gateway(listeners: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+           "metadata": {"name": "gw", "namespace": "infra", "generation": 2},
+           "spec": {"gatewayClassName": "gc", "listeners": listeners}})
+}
+
+fn http_listener() -> serde_json::Value {
+    json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}])
+}
+
+fn service(ns: &str, name: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+           "spec": {"ports": [{"port": 80}]}})
+}
+
+fn route(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": name, "namespace": ns, "generation": 7}, "spec": spec})
+}
+
+fn grant(ns: &str, from_ns: &str) -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+           "metadata": {"name": "g", "namespace": ns},
+           "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": from_ns}],
+                    "to": [{"group": "", "kind": "Service"}]}})
+}
+
+fn route_conditions<'a>(status: &'a Status, ns: &str, name: &str) -> &'a [Condition] {
+    &status
+        .route(&ObjectKey::new(ResourceKind::HttpRoute, ns, name))
+        .expect("route status")
+        .status
+        .parents[0]
+        .conditions
+}
+
+fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present")
+}
+
+#[test]
+fn removing_a_reference_grant_revokes_the_backend() {
+    let cross = route(
+        "apps",
+        "r",
+        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
+               "rules": [{"backendRefs": [{"name": "svc", "namespace": "shared", "port": 80}]}]}),
+    );
+    let base = vec![
+        class(),
+        gateway(http_listener()),
+        service("shared", "svc"),
+        cross,
+    ];
+    let mut with_grant = base.clone();
+    with_grant.push(grant("shared", "apps"));
+
+    let (ir, status) = compile(&snapshot(&with_grant), &Options::default());
+    assert!(find(route_conditions(&status, "apps", "r"), "ResolvedRefs").is_true());
+    let rule = &ir.binds[0].listeners[0].http_routes[0].rules[0];
+    assert!(
+        matches!(&rule.action, RuleAction::Forward(b) if matches!(b[0].backend, Backend::Service(_)))
+    );
+
+    let (ir, status) = compile(&snapshot(&base), &Options::default());
+    let resolved = find(route_conditions(&status, "apps", "r"), "ResolvedRefs");
+    assert_eq!(
+        (resolved.status.as_str(), resolved.reason.as_str()),
+        ("False", "RefNotPermitted")
+    );
+    // Still Accepted: bad backends never reject the route, they answer 500.
+    assert!(find(route_conditions(&status, "apps", "r"), "Accepted").is_true());
+    let rule = &ir.binds[0].listeners[0].http_routes[0].rules[0];
+    assert!(
+        matches!(&rule.action, RuleAction::Forward(b) if matches!(b[0].backend, Backend::Invalid { .. }))
+    );
+}
+
+#[test]
+fn a_grant_for_another_namespace_does_not_apply() {
+    let cross = route(
+        "apps",
+        "r",
+        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
+               "rules": [{"backendRefs": [{"name": "svc", "namespace": "shared", "port": 80}]}]}),
+    );
+    let docs = vec![
+        class(),
+        gateway(http_listener()),
+        service("shared", "svc"),
+        cross,
+        grant("shared", "elsewhere"),
+    ];
+    let (_, status) = compile(&snapshot(&docs), &Options::default());
+    assert_eq!(
+        find(route_conditions(&status, "apps", "r"), "ResolvedRefs").reason,
+        "RefNotPermitted"
+    );
+}
+
+#[test]
+fn conditions_carry_the_observed_generation() {
+    let r = route("infra", "r", json!({"parentRefs": [{"name": "gw"}]}));
+    let (_, status) = compile(
+        &snapshot(&[class(), gateway(http_listener()), r]),
+        &Options::default(),
+    );
+    assert!(
+        route_conditions(&status, "infra", "r")
+            .iter()
+            .all(|c| c.observed_generation == Some(7))
+    );
+    let gw = status.gateway("infra", "gw").expect("gateway status");
+    assert!(
+        gw.status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2))
+    );
+    assert!(
+        gw.status.listeners[0]
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2))
+    );
+}
+
+#[test]
+fn a_route_without_rules_gets_the_crd_default_and_answers_500() {
+    let r = route("infra", "r", json!({"parentRefs": [{"name": "gw"}]}));
+    let (ir, _) = compile(
+        &snapshot(&[class(), gateway(http_listener()), r]),
+        &Options::default(),
+    );
+    let rules = &ir.binds[0].listeners[0].http_routes[0].rules;
+    assert_eq!(rules.len(), 1);
+    assert!(matches!(
+        rules[0].action,
+        RuleAction::Respond { status: 500, .. }
+    ));
+}
+
+#[test]
+fn two_parent_refs_to_one_listener_count_once() {
+    let r = route(
+        "infra",
+        "r",
+        json!({"parentRefs": [{"name": "gw"}, {"name": "gw", "sectionName": "http"}]}),
+    );
+    let (ir, status) = compile(
+        &snapshot(&[class(), gateway(http_listener()), r]),
+        &Options::default(),
+    );
+    let gw = status.gateway("infra", "gw").expect("gateway status");
+    assert_eq!(gw.status.listeners[0].attached_routes, 1);
+    assert_eq!(ir.binds[0].listeners[0].http_routes.len(), 1);
+    // One status entry per parentRef.
+    let parents = &status
+        .route(&ObjectKey::new(ResourceKind::HttpRoute, "infra", "r"))
+        .expect("route status")
+        .status
+        .parents;
+    assert_eq!(parents.len(), 2);
+    assert!(
+        parents
+            .iter()
+            .all(|p| find(&p.conditions, "Accepted").is_true())
+    );
+}
+
+#[test]
+fn controller_name_selects_classes() {
+    let docs = [class(), gateway(http_listener())];
+    let ours = Options {
+        controller_name: Some("example.com/gw".into()),
+        ..Options::default()
+    };
+    let (ir, status) = compile(&snapshot(&docs), &ours);
+    assert_eq!(ir.binds.len(), 1);
+    assert_eq!(status.gateway_classes.len(), 1);
+    let theirs = Options {
+        controller_name: Some("example.com/other".into()),
+        ..Options::default()
+    };
+    let (ir, status) = compile(&snapshot(&docs), &theirs);
+    assert!(ir.binds.is_empty());
+    assert!(status.gateway_classes.is_empty() && status.gateways.is_empty());
+}
+
+#[test]
+fn selector_matches_the_namespace_name_label_without_a_namespace_object() {
+    let listeners = json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {
+        "from": "Selector", "selector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}}}]);
+    let ok = route(
+        "apps",
+        "ok",
+        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}]}),
+    );
+    let no = route(
+        "other",
+        "no",
+        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}]}),
+    );
+    let (_, status) = compile(
+        &snapshot(&[class(), gateway(listeners), ok, no]),
+        &Options::default(),
+    );
+    assert!(find(route_conditions(&status, "apps", "ok"), "Accepted").is_true());
+    assert_eq!(
+        find(route_conditions(&status, "other", "no"), "Accepted").reason,
+        "NotAllowedByListeners"
+    );
+}
+
+#[test]
+fn compile_is_deterministic_whatever_the_input_order() {
+    let docs = vec![
+        class(),
+        gateway(http_listener()),
+        service("infra", "svc"),
+        route(
+            "infra",
+            "b",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}),
+        ),
+        route(
+            "infra",
+            "a",
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["x.example.com"]}),
+        ),
+    ];
+    let mut reversed = docs.clone();
+    reversed.reverse();
+    let (ir1, status1) = compile(&snapshot(&docs), &Options::default());
+    let (ir2, status2) = compile(&snapshot(&reversed), &Options::default());
+    assert_eq!(status1, status2);
+    assert_eq!(ir1.summary(), ir2.summary());
+    assert_eq!(ir1.binds[0].protocol, BindProtocol::Http);
+}

@@ -100,7 +100,11 @@ pub struct BackendTlsPolicyValidation {
     )]
     pub ca_certificate_refs: Vec<LocalObjectReference>,
     /// `System` to trust the platform roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "wellKnownCACertificates",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub well_known_ca_certificates: Option<String>,
     /// SNI sent to the backend and the name verified (unless SANs are given).
     #[serde(default)]
