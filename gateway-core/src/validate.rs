@@ -1,1 +1,0 @@
-//! Checks the upstream CRDs enforce with their schema and CEL rules.
