@@ -30,7 +30,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut parts = 0;
     let mut total = Duration::ZERO;
     while pos < bytes.len() {
-        let digits = bytes[pos..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = bytes[pos..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if digits == 0 {
             return Err(fail("expected a number before each unit"));
         }

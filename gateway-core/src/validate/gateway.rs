@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use super::{Errors, FieldError, names};
 use crate::model::{
-    self, GatewaySpecAddress, LabelSelector, Listener, ObjectReference,
-    ParametersReference, ProtocolType, SecretObjectReference, TlsConfig, TlsModeType,
+    self, GatewaySpecAddress, LabelSelector, Listener, ObjectReference, ParametersReference,
+    ProtocolType, SecretObjectReference, TlsConfig, TlsModeType,
 };
 
 /// Checks a GatewayClass.
@@ -63,22 +63,44 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
     addresses(&mut e, "spec.addresses", &spec.addresses);
     if let Some(infra) = &spec.infrastructure {
         metadata_map(&mut e, "spec.infrastructure.labels", &infra.labels, 8, true);
-        metadata_map(&mut e, "spec.infrastructure.annotations", &infra.annotations, 16, false);
+        metadata_map(
+            &mut e,
+            "spec.infrastructure.annotations",
+            &infra.annotations,
+            16,
+            false,
+        );
         if let Some(p) = &infra.parameters_ref {
             parameters_ref(&mut e, "spec.infrastructure.parametersRef", p);
         }
     }
-    if let Some(ns) = spec.allowed_listeners.as_ref().and_then(|a| a.namespaces.as_ref()) {
-        namespaces_from(&mut e, "spec.allowedListeners.namespaces", ns, &["All", "Selector", "Same", "None"]);
+    if let Some(ns) = spec
+        .allowed_listeners
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref())
+    {
+        namespaces_from(
+            &mut e,
+            "spec.allowedListeners.namespaces",
+            ns,
+            &["All", "Selector", "Same", "None"],
+        );
     }
     if let Some(tls) = &spec.tls {
-        if let Some(cert) = tls.backend.as_ref().and_then(|b| b.client_certificate_ref.as_ref()) {
+        if let Some(cert) = tls
+            .backend
+            .as_ref()
+            .and_then(|b| b.client_certificate_ref.as_ref())
+        {
             secret_ref(&mut e, "spec.tls.backend.clientCertificateRef", cert);
         }
         if let Some(frontend) = &tls.frontend {
             match &frontend.default {
                 Some(config) => tls_config(&mut e, "spec.tls.frontend.default", config),
-                None => e.add("spec.tls.frontend.default", "is required when frontend is set"),
+                None => e.add(
+                    "spec.tls.frontend.default",
+                    "is required when frontend is set",
+                ),
             }
             let path = "spec.tls.frontend.perPort";
             e.max_items(path, frontend.per_port.len(), 64);
@@ -86,10 +108,15 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
                 let field = format!("{path}[{j}]");
                 e.port(&format!("{field}.port"), entry.port);
                 tls_config(&mut e, &format!("{field}.tls"), &entry.tls);
-                if let Some(i) = frontend.per_port[..j].iter().position(|p| p.port == entry.port) {
+                if let Some(i) = frontend.per_port[..j]
+                    .iter()
+                    .position(|p| p.port == entry.port)
+                {
                     e.add(
                         format!("{field}.port"),
-                        format!("duplicates perPort[{i}]: each port may have one TLS configuration"),
+                        format!(
+                            "duplicates perPort[{i}]: each port may have one TLS configuration"
+                        ),
                     );
                 }
             }
@@ -111,14 +138,20 @@ pub fn listener_set(r: &model::ListenerSet) -> Vec<FieldError> {
 }
 
 fn tls_config(e: &mut Errors, path: &str, config: &TlsConfig) {
-    let Some(validation) = &config.validation else { return };
+    let Some(validation) = &config.validation else {
+        return;
+    };
     let field = format!("{path}.validation.caCertificateRefs");
     e.items(&field, validation.ca_certificate_refs.len(), 1, 16);
     for (i, r) in validation.ca_certificate_refs.iter().enumerate() {
         object_ref(e, &format!("{field}[{i}]"), r);
     }
     if let Some(mode) = &validation.mode {
-        e.one_of(&format!("{path}.validation.mode"), mode, &["AllowValidOnly", "AllowInsecureFallback"]);
+        e.one_of(
+            &format!("{path}.validation.mode"),
+            mode,
+            &["AllowValidOnly", "AllowInsecureFallback"],
+        );
     }
 }
 
@@ -155,12 +188,21 @@ fn label_selector(e: &mut Errors, path: &str, selector: &LabelSelector) {
             e.add(format!("{path}.matchExpressions[{i}].key"), "is required");
         }
         if req.operator.is_empty() {
-            e.add(format!("{path}.matchExpressions[{i}].operator"), "is required");
+            e.add(
+                format!("{path}.matchExpressions[{i}].operator"),
+                "is required",
+            );
         }
     }
 }
 
-fn metadata_map(e: &mut Errors, path: &str, map: &BTreeMap<String, String>, max: usize, labels: bool) {
+fn metadata_map(
+    e: &mut Errors,
+    path: &str,
+    map: &BTreeMap<String, String>,
+    max: usize,
+    labels: bool,
+) {
     if map.len() > max {
         e.add(path, format!("at most {max} entries (found {})", map.len()));
     }
@@ -196,7 +238,9 @@ fn addresses(e: &mut Errors, path: &str, addresses: &[GatewaySpecAddress]) {
                 format!("invalid address type {type_:?}: must be IPAddress, Hostname, NamedAddress or a domain-prefixed type such as \"example.com/custom\""),
             );
         }
-        let Some(value) = a.value.as_deref().filter(|v| !v.is_empty()) else { continue };
+        let Some(value) = a.value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
         let value_field = format!("{field}.value");
         e.max_len(&value_field, value, 253);
         match type_ {
@@ -215,10 +259,14 @@ fn addresses(e: &mut Errors, path: &str, addresses: &[GatewaySpecAddress]) {
         }
         if matches!(type_, "IPAddress" | "Hostname")
             && let Some(i) = addresses[..j].iter().position(|b| {
-                b.type_.as_deref().unwrap_or("IPAddress") == type_ && b.value.as_deref() == Some(value)
+                b.type_.as_deref().unwrap_or("IPAddress") == type_
+                    && b.value.as_deref() == Some(value)
             })
         {
-            e.add(value_field, format!("duplicates addresses[{i}]: {type_} values must be unique"));
+            e.add(
+                value_field,
+                format!("duplicates addresses[{i}]: {type_} values must be unique"),
+            );
         }
     }
 }
@@ -258,7 +306,10 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
     e.port(&format!("{path}.port"), l.port);
     let protocol = l.protocol.as_str();
     if protocol.is_empty() {
-        e.add(format!("{path}.protocol"), "is required (HTTP, HTTPS, TLS, TCP, UDP or a domain-prefixed protocol)");
+        e.add(
+            format!("{path}.protocol"),
+            "is required (HTTP, HTTPS, TLS, TCP, UDP or a domain-prefixed protocol)",
+        );
     } else if !names::is_valid_protocol(protocol) {
         e.add(
             format!("{path}.protocol"),
@@ -268,33 +319,55 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
     let is_l4 = matches!(l.protocol, ProtocolType::Tcp | ProtocolType::Udp);
     if let Some(hostname) = &l.hostname {
         if is_l4 && !hostname.is_empty() {
-            e.add(format!("{path}.hostname"), format!("must not be set for protocol {protocol}"));
+            e.add(
+                format!("{path}.hostname"),
+                format!("must not be set for protocol {protocol}"),
+            );
         } else {
             e.hostname(&format!("{path}.hostname"), hostname, true);
         }
     }
     match (&l.tls, &l.protocol) {
         (Some(_), ProtocolType::Http | ProtocolType::Tcp | ProtocolType::Udp) => {
-            e.add(format!("{path}.tls"), format!("must not be set for protocol {protocol}"));
+            e.add(
+                format!("{path}.tls"),
+                format!("must not be set for protocol {protocol}"),
+            );
         }
         // The CRD's CEL only insists for TLS; the API documents tls as required for HTTPS
         // too, and an HTTPS listener without certificates can never serve.
         (None, ProtocolType::Https | ProtocolType::Tls) => {
-            e.add(format!("{path}.tls"), format!("is required for protocol {protocol}"));
+            e.add(
+                format!("{path}.tls"),
+                format!("is required for protocol {protocol}"),
+            );
         }
         _ => {}
     }
     if let Some(tls) = &l.tls {
         let mode = tls.mode();
         if let Some(m) = &tls.mode {
-            e.one_of(&format!("{path}.tls.mode"), m.as_str(), &["Terminate", "Passthrough"]);
+            e.one_of(
+                &format!("{path}.tls.mode"),
+                m.as_str(),
+                &["Terminate", "Passthrough"],
+            );
         }
         if l.protocol == ProtocolType::Https && mode != TlsModeType::Terminate && mode.is_known() {
-            e.add(format!("{path}.tls.mode"), "must be Terminate for protocol HTTPS");
+            e.add(
+                format!("{path}.tls.mode"),
+                "must be Terminate for protocol HTTPS",
+            );
         }
         let refs = format!("{path}.tls.certificateRefs");
-        if mode == TlsModeType::Terminate && tls.certificate_refs.is_empty() && tls.options.is_empty() {
-            e.add(refs.clone(), "certificateRefs or options must be set when mode is Terminate");
+        if mode == TlsModeType::Terminate
+            && tls.certificate_refs.is_empty()
+            && tls.options.is_empty()
+        {
+            e.add(
+                refs.clone(),
+                "certificateRefs or options must be set when mode is Terminate",
+            );
         }
         e.max_items(&refs, tls.certificate_refs.len(), 64);
         for (i, r) in tls.certificate_refs.iter().enumerate() {
@@ -302,7 +375,10 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
         }
         let options = format!("{path}.tls.options");
         if tls.options.len() > 16 {
-            e.add(options.clone(), format!("at most 16 entries (found {})", tls.options.len()));
+            e.add(
+                options.clone(),
+                format!("at most 16 entries (found {})", tls.options.len()),
+            );
         }
         for (key, value) in &tls.options {
             e.max_len(&format!("{options}[{key:?}]"), value, 4096);
@@ -310,7 +386,12 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
     }
     if let Some(allowed) = &l.allowed_routes {
         if let Some(ns) = &allowed.namespaces {
-            namespaces_from(e, &format!("{path}.allowedRoutes.namespaces"), ns, &["All", "Selector", "Same"]);
+            namespaces_from(
+                e,
+                &format!("{path}.allowedRoutes.namespaces"),
+                ns,
+                &["All", "Selector", "Same"],
+            );
         }
         let kinds = format!("{path}.allowedRoutes.kinds");
         e.max_items(&kinds, allowed.kinds.len(), 8);

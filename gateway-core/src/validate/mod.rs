@@ -74,7 +74,10 @@ impl Errors {
             if min == 1 {
                 self.add(field, "at least 1 entry is required");
             } else {
-                self.add(field, format!("at least {min} entries are required (found {len})"));
+                self.add(
+                    field,
+                    format!("at least {min} entries are required (found {len})"),
+                );
             }
         }
         self.max_items(field, len, max);
@@ -91,7 +94,10 @@ impl Errors {
     /// `minimum` and `maximum` on an integer.
     fn range(&mut self, field: &str, value: i64, min: i64, max: i64) {
         if value < min || value > max {
-            self.add(field, format!("must be between {min} and {max} (found {value})"));
+            self.add(
+                field,
+                format!("must be between {min} and {max} (found {value})"),
+            );
         }
     }
 
@@ -102,11 +108,17 @@ impl Errors {
     /// An enum value; `""` reads as a missing required field.
     fn one_of(&mut self, field: &str, value: &str, allowed: &[&str]) {
         if value.is_empty() {
-            self.add(field, format!("is required (one of {})", allowed.join(", ")));
+            self.add(
+                field,
+                format!("is required (one of {})", allowed.join(", ")),
+            );
         } else if !allowed.contains(&value) {
             self.add(
                 field,
-                format!("unsupported value {value:?}: must be one of {}", allowed.join(", ")),
+                format!(
+                    "unsupported value {value:?}: must be one of {}",
+                    allowed.join(", ")
+                ),
             );
         }
     }
@@ -186,8 +198,15 @@ impl Errors {
             let detail = err.to_string();
             // The regex crate renders syntax errors over several lines with a caret marker;
             // a field error is one line, so keep the last line, which names the problem.
-            let detail = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-            self.add(field, format!("invalid regular expression: {}", detail.trim()));
+            let detail = detail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            self.add(
+                field,
+                format!("invalid regular expression: {}", detail.trim()),
+            );
         }
     }
 
@@ -255,10 +274,15 @@ impl Errors {
         }
         for (j, b) in refs.iter().enumerate() {
             // Report each offending entry once, against the first earlier entry it clashes with.
-            let Some((i, a)) = refs[..j].iter().enumerate().find(|(_, a)| same_parent(a, b)) else {
+            let Some((i, a)) = refs[..j]
+                .iter()
+                .enumerate()
+                .find(|(_, a)| same_parent(a, b))
+            else {
                 continue;
             };
-            if section(a).is_some() != section(b).is_some() || port(a).is_some() != port(b).is_some()
+            if section(a).is_some() != section(b).is_some()
+                || port(a).is_some() != port(b).is_some()
             {
                 self.add(
                     format!("{path}[{j}]"),
@@ -290,7 +314,10 @@ impl Errors {
         match b.port {
             Some(port) => self.port(&format!("{path}.port"), port),
             None if b.group().is_empty() && b.kind() == "Service" => {
-                self.add(format!("{path}.port"), "is required for a Service reference");
+                self.add(
+                    format!("{path}.port"),
+                    "is required for a Service reference",
+                );
             }
             None => {}
         }
@@ -315,7 +342,12 @@ impl Errors {
             let field = format!("{path}[{i}].name");
             self.section_name(&field, name);
             if seen.contains(&name) {
-                self.add(field, format!("duplicate rule name {name:?}: rule names must be unique within the route"));
+                self.add(
+                    field,
+                    format!(
+                        "duplicate rule name {name:?}: rule names must be unique within the route"
+                    ),
+                );
             } else {
                 seen.push(name);
             }

@@ -170,8 +170,7 @@ pub(crate) fn is_valid_address_type(text: &str) -> bool {
     if text.is_empty() || text.len() > 253 {
         return false;
     }
-    if text.starts_with("Hostname") || text.contains("IPAddress") || text.contains("NamedAddress")
-    {
+    if text.starts_with("Hostname") || text.contains("IPAddress") || text.contains("NamedAddress") {
         return true;
     }
     let b = text.as_bytes();
@@ -207,7 +206,8 @@ fn is_qualified_name_part(name: &str) -> bool {
             b.len() <= 63
                 && first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
         }
         _ => false,
     }
@@ -226,7 +226,10 @@ pub(crate) fn is_valid_origin(text: &str) -> bool {
     if text.is_empty() || text.len() > 253 {
         return false;
     }
-    let Some(rest) = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")) else {
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
         return false;
     };
     let (host, port) = match rest.rsplit_once(':') {
@@ -245,7 +248,8 @@ pub(crate) fn is_valid_origin(text: &str) -> bool {
         return true;
     }
     let host = host.strip_prefix("*.").unwrap_or(host);
-    let label = |l: &str| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
     !host.is_empty() && host.split('.').all(label)
 }
 

@@ -45,8 +45,11 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         if let Some(section) = &t.section_name {
             e.section_name(&format!("{p}.sectionName"), section);
         }
-        let section = |t: &model::PolicyTargetReference| t.section_name.clone().filter(|s| !s.is_empty());
-        let same = |o: &model::PolicyTargetReference| o.group == t.group && o.kind == t.kind && o.name == t.name;
+        let section =
+            |t: &model::PolicyTargetReference| t.section_name.clone().filter(|s| !s.is_empty());
+        let same = |o: &model::PolicyTargetReference| {
+            o.group == t.group && o.kind == t.kind && o.name == t.name
+        };
         if let Some(i) = targets[..j].iter().position(same) {
             let other = &targets[i];
             if section(other).is_some() != section(t).is_some() {
@@ -54,7 +57,10 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
                     p,
                     format!("refers to the same target as targetRefs[{i}]: sectionName must be set on every reference to that target"),
                 );
-            } else if let Some(i) = targets[..j].iter().position(|o| same(o) && section(o) == section(t)) {
+            } else if let Some(i) = targets[..j]
+                .iter()
+                .position(|o| same(o) && section(o) == section(t))
+            {
                 e.add(
                     p,
                     format!("duplicates targetRefs[{i}]: sectionName must be unique among references to the same target"),
@@ -77,7 +83,10 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         e.kind(&format!("{p}.kind"), &r.kind);
         e.object_name(&format!("{p}.name"), &r.name);
     }
-    let well_known = v.well_known_ca_certificates.as_deref().filter(|w| !w.is_empty());
+    let well_known = v
+        .well_known_ca_certificates
+        .as_deref()
+        .filter(|w| !w.is_empty());
     if let Some(w) = well_known
         && (w.len() > 253 || !names::is_valid_well_known_ca(w))
     {
@@ -87,8 +96,14 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         );
     }
     match (v.ca_certificate_refs.is_empty(), well_known.is_some()) {
-        (false, true) => e.add(vp, "caCertificateRefs and wellKnownCACertificates cannot both be set"),
-        (true, false) => e.add(vp, "one of caCertificateRefs or wellKnownCACertificates is required"),
+        (false, true) => e.add(
+            vp,
+            "caCertificateRefs and wellKnownCACertificates cannot both be set",
+        ),
+        (true, false) => e.add(
+            vp,
+            "one of caCertificateRefs or wellKnownCACertificates is required",
+        ),
         _ => {}
     }
     let sans = format!("{vp}.subjectAltNames");
@@ -99,24 +114,34 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         let hostname = san.hostname.as_deref().filter(|h| !h.is_empty());
         let uri = san.uri.as_deref().filter(|u| !u.is_empty());
         match (san.type_.as_str(), hostname) {
-            ("Hostname", None) => e.add(format!("{p}.hostname"), "is required when type is Hostname"),
+            ("Hostname", None) => {
+                e.add(format!("{p}.hostname"), "is required when type is Hostname")
+            }
             ("Hostname", Some(h)) => e.hostname(&format!("{p}.hostname"), h, true),
-            (_, Some(_)) => e.add(format!("{p}.hostname"), "must not be set unless type is Hostname"),
+            (_, Some(_)) => e.add(
+                format!("{p}.hostname"),
+                "must not be set unless type is Hostname",
+            ),
             _ => {}
         }
         match (san.type_.as_str(), uri) {
             ("URI", None) => e.add(format!("{p}.uri"), "is required when type is URI"),
-            ("URI", Some(u)) => {
-                if u.len() > 253 || !names::is_valid_san_uri(u) {
-                    e.add(format!("{p}.uri"), format!("invalid URI {u:?}: must start with scheme://"));
-                }
+            ("URI", Some(u)) if u.len() > 253 || !names::is_valid_san_uri(u) => {
+                e.add(
+                    format!("{p}.uri"),
+                    format!("invalid URI {u:?}: must start with scheme://"),
+                );
             }
+            ("URI", Some(_)) => {}
             (_, Some(_)) => e.add(format!("{p}.uri"), "must not be set unless type is URI"),
             _ => {}
         }
     }
     if spec.options.len() > 16 {
-        e.add("spec.options", format!("at most 16 entries (found {})", spec.options.len()));
+        e.add(
+            "spec.options",
+            format!("at most 16 entries (found {})", spec.options.len()),
+        );
     }
     for (key, value) in &spec.options {
         e.max_len(&format!("spec.options[{key:?}]"), value, 4096);

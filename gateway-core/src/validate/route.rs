@@ -58,7 +58,10 @@ pub fn http_route(r: &model::HttpRoute) -> Vec<FieldError> {
     // An empty `matches` is defaulted to one PathPrefix match before the CEL rule counts.
     let total: usize = spec.rules.iter().map(|r| r.matches.len().max(1)).sum();
     if total > 128 {
-        e.add("spec.rules", format!("at most 128 matches across all rules (found {total})"));
+        e.add(
+            "spec.rules",
+            format!("at most 128 matches across all rules (found {total})"),
+        );
     }
     e.rule_names("spec.rules", spec.rules.iter().map(|r| r.name.as_deref()));
     for (i, rule) in spec.rules.iter().enumerate() {
@@ -72,7 +75,13 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
     for (i, m) in rule.matches.iter().enumerate() {
         http_match(e, &format!("{path}.matches[{i}]"), m);
     }
-    filters(e, &format!("{path}.filters"), &rule.filters, HTTP_FILTERS, "HTTPRoute");
+    filters(
+        e,
+        &format!("{path}.filters"),
+        &rule.filters,
+        HTTP_FILTERS,
+        "HTTPRoute",
+    );
     if !rule.backend_refs.is_empty() {
         for (i, f) in rule.filters.iter().enumerate() {
             if f.request_redirect.is_some() {
@@ -87,7 +96,10 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
     // unambiguous with exactly one match and a PathPrefix path.
     let single_prefix = match rule.matches.as_slice() {
         [] => true,
-        [only] => only.path.as_ref().is_none_or(|p| p.match_type() == PathMatchType::PathPrefix),
+        [only] => only
+            .path
+            .as_ref()
+            .is_none_or(|p| p.match_type() == PathMatchType::PathPrefix),
         _ => false,
     };
     if !single_prefix {
@@ -98,7 +110,13 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
     for (i, b) in rule.backend_refs.iter().enumerate() {
         let bp = format!("{refs}[{i}]");
         e.backend_ref(&bp, &b.backend);
-        filters(e, &format!("{bp}.filters"), &b.filters, HTTP_FILTERS, "HTTPRoute");
+        filters(
+            e,
+            &format!("{bp}.filters"),
+            &b.filters,
+            HTTP_FILTERS,
+            "HTTPRoute",
+        );
         if !single_prefix {
             prefix_replacements(e, &format!("{bp}.filters"), &b.filters);
         }
@@ -131,7 +149,10 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
         if let Some(attempts) = retry.attempts
             && attempts < 1
         {
-            e.add(format!("{path}.retry.attempts"), format!("must be at least 1 (found {attempts})"));
+            e.add(
+                format!("{path}.retry.attempts"),
+                format!("must be at least 1 (found {attempts})"),
+            );
         }
         for (i, code) in retry.codes.iter().enumerate() {
             e.range(&format!("{path}.retry.codes[{i}]"), *code, 400, 599);
@@ -150,8 +171,14 @@ fn prefix_replacements(e: &mut Errors, path: &str, filters: &[HttpRouteFilter]) 
         })
     };
     for (i, f) in filters.iter().enumerate() {
-        let redirect = f.request_redirect.as_ref().is_some_and(|r| replaces_prefix(&r.path));
-        let rewrite = f.url_rewrite.as_ref().is_some_and(|r| replaces_prefix(&r.path));
+        let redirect = f
+            .request_redirect
+            .as_ref()
+            .is_some_and(|r| replaces_prefix(&r.path));
+        let rewrite = f
+            .url_rewrite
+            .as_ref()
+            .is_some_and(|r| replaces_prefix(&r.path));
         for (used, field, name) in [
             (redirect, "requestRedirect", "RequestRedirect"),
             (rewrite, "urlRewrite", "URLRewrite"),
@@ -170,7 +197,11 @@ fn http_match(e: &mut Errors, path: &str, m: &HttpRouteMatch) {
     if let Some(p) = &m.path {
         let type_ = p.match_type();
         if !type_.is_known() {
-            e.one_of(&format!("{path}.path.type"), type_.as_str(), &["Exact", "PathPrefix", "RegularExpression"]);
+            e.one_of(
+                &format!("{path}.path.type"),
+                type_.as_str(),
+                &["Exact", "PathPrefix", "RegularExpression"],
+            );
         }
         let field = format!("{path}.path.value");
         let value = p.value();
@@ -197,7 +228,10 @@ fn http_match(e: &mut Errors, path: &str, m: &HttpRouteMatch) {
         if let Some(j) = m.query_params[..i].iter().position(|o| o.name == q.name) {
             e.add(
                 format!("{field}.name"),
-                format!("duplicate query parameter {:?} (also queryParams[{j}])", q.name),
+                format!(
+                    "duplicate query parameter {:?} (also queryParams[{j}])",
+                    q.name
+                ),
             );
         }
     }
@@ -279,10 +313,16 @@ fn header_matches(e: &mut Errors, path: &str, headers: &[HttpHeaderMatch], stric
             e.max_len(&vf, &h.value, 4096);
         }
         string_match(e, &field, h.type_.as_ref(), &h.value);
-        if let Some(j) = headers[..i].iter().position(|o| o.name.eq_ignore_ascii_case(&h.name)) {
+        if let Some(j) = headers[..i]
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(&h.name))
+        {
             e.add(
                 format!("{field}.name"),
-                format!("duplicate header {:?} (also headers[{j}]; names are case-insensitive)", h.name),
+                format!(
+                    "duplicate header {:?} (also headers[{j}]; names are case-insensitive)",
+                    h.name
+                ),
             );
         }
     }
@@ -296,10 +336,22 @@ fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], allowed: &[&str
         let type_ = f.type_.as_str();
         e.one_of(&format!("{fp}.type"), type_, allowed);
         let fields = [
-            ("requestHeaderModifier", f.request_header_modifier.is_some(), "RequestHeaderModifier"),
-            ("responseHeaderModifier", f.response_header_modifier.is_some(), "ResponseHeaderModifier"),
+            (
+                "requestHeaderModifier",
+                f.request_header_modifier.is_some(),
+                "RequestHeaderModifier",
+            ),
+            (
+                "responseHeaderModifier",
+                f.response_header_modifier.is_some(),
+                "ResponseHeaderModifier",
+            ),
             ("requestMirror", f.request_mirror.is_some(), "RequestMirror"),
-            ("requestRedirect", f.request_redirect.is_some(), "RequestRedirect"),
+            (
+                "requestRedirect",
+                f.request_redirect.is_some(),
+                "RequestRedirect",
+            ),
             ("urlRewrite", f.url_rewrite.is_some(), "URLRewrite"),
             ("extensionRef", f.extension_ref.is_some(), "ExtensionRef"),
             ("cors", f.cors.is_some(), "CORS"),
@@ -308,11 +360,20 @@ fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], allowed: &[&str
         for (field, set, owner) in fields {
             let known_here = allowed.contains(&owner);
             if set && !known_here {
-                e.add(format!("{fp}.{field}"), format!("is not a {kind} filter field"));
+                e.add(
+                    format!("{fp}.{field}"),
+                    format!("is not a {kind} filter field"),
+                );
             } else if set && type_ != owner {
-                e.add(format!("{fp}.{field}"), format!("must not be set unless type is {owner}"));
+                e.add(
+                    format!("{fp}.{field}"),
+                    format!("must not be set unless type is {owner}"),
+                );
             } else if !set && type_ == owner && known_here {
-                e.add(format!("{fp}.{field}"), format!("is required when type is {owner}"));
+                e.add(
+                    format!("{fp}.{field}"),
+                    format!("is required when type is {owner}"),
+                );
             }
         }
         if let Some(m) = &f.request_header_modifier {
@@ -340,13 +401,24 @@ fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], allowed: &[&str
         }
     }
     for single in SINGLE_FILTERS.iter().filter(|t| allowed.contains(t)) {
-        for (i, _) in list.iter().enumerate().filter(|(_, f)| f.type_.as_str() == *single).skip(1) {
-            e.add(format!("{path}[{i}].type"), format!("{single} filter cannot be repeated"));
+        for (i, _) in list
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.type_.as_str() == *single)
+            .skip(1)
+        {
+            e.add(
+                format!("{path}[{i}].type"),
+                format!("{single} filter cannot be repeated"),
+            );
         }
     }
     let has = |t: &str| list.iter().any(|f| f.type_.as_str() == t);
     if has("RequestRedirect") && has("URLRewrite") {
-        e.add(path, "RequestRedirect and URLRewrite cannot be used together");
+        e.add(
+            path,
+            "RequestRedirect and URLRewrite cannot be used together",
+        );
     }
 }
 
@@ -362,7 +434,12 @@ fn header_modifier(e: &mut Errors, path: &str, m: &HeaderModifier) {
                 format!("duplicate header {name:?} (also {first}): a header may appear once across set, add and remove"),
             );
         } else {
-            seen.push((key, field.rsplit_once('.').map_or(field.clone(), |(_, tail)| tail.to_owned())));
+            seen.push((
+                key,
+                field
+                    .rsplit_once('.')
+                    .map_or(field.clone(), |(_, tail)| tail.to_owned()),
+            ));
         }
     };
     for (list_name, list) in [("set", &m.set), ("add", &m.add)] {
@@ -392,15 +469,24 @@ fn mirror(e: &mut Errors, path: &str, m: &RequestMirror) {
     if let Some(fraction) = &m.fraction {
         let fp = format!("{path}.fraction");
         if fraction.numerator < 0 {
-            e.add(format!("{fp}.numerator"), format!("must be at least 0 (found {})", fraction.numerator));
+            e.add(
+                format!("{fp}.numerator"),
+                format!("must be at least 0 (found {})", fraction.numerator),
+            );
         }
         let denominator = fraction.denominator.unwrap_or(100);
         if denominator < 1 {
-            e.add(format!("{fp}.denominator"), format!("must be at least 1 (found {denominator})"));
+            e.add(
+                format!("{fp}.denominator"),
+                format!("must be at least 1 (found {denominator})"),
+            );
         } else if fraction.numerator > denominator {
             e.add(
                 format!("{fp}.numerator"),
-                format!("must be less than or equal to the denominator ({} > {denominator})", fraction.numerator),
+                format!(
+                    "must be less than or equal to the denominator ({} > {denominator})",
+                    fraction.numerator
+                ),
             );
         }
     }
@@ -442,7 +528,11 @@ fn rewrite(e: &mut Errors, path: &str, r: &UrlRewrite) {
 }
 
 fn path_modifier(e: &mut Errors, path: &str, p: &HttpPathModifier) {
-    e.one_of(&format!("{path}.type"), p.type_.as_str(), &["ReplaceFullPath", "ReplacePrefixMatch"]);
+    e.one_of(
+        &format!("{path}.type"),
+        p.type_.as_str(),
+        &["ReplaceFullPath", "ReplacePrefixMatch"],
+    );
     if !p.type_.is_known() {
         // Without a valid type the pairing rules below have nothing to pair with.
         return;
@@ -453,17 +543,26 @@ fn path_modifier(e: &mut Errors, path: &str, p: &HttpPathModifier) {
         Some(value) => {
             e.max_len(&format!("{path}.replaceFullPath"), value, 1024);
             if !full {
-                e.add(format!("{path}.replaceFullPath"), "must not be set unless type is ReplaceFullPath");
+                e.add(
+                    format!("{path}.replaceFullPath"),
+                    "must not be set unless type is ReplaceFullPath",
+                );
             }
         }
-        None if full => e.add(format!("{path}.replaceFullPath"), "is required when type is ReplaceFullPath"),
+        None if full => e.add(
+            format!("{path}.replaceFullPath"),
+            "is required when type is ReplaceFullPath",
+        ),
         None => {}
     }
     match &p.replace_prefix_match {
         Some(value) => {
             e.max_len(&format!("{path}.replacePrefixMatch"), value, 1024);
             if !prefix {
-                e.add(format!("{path}.replacePrefixMatch"), "must not be set unless type is ReplacePrefixMatch");
+                e.add(
+                    format!("{path}.replacePrefixMatch"),
+                    "must not be set unless type is ReplacePrefixMatch",
+                );
             }
         }
         None if prefix => e.add(
@@ -505,18 +604,29 @@ fn cors(e: &mut Errors, path: &str, c: &Cors) {
         e.one_of(&format!("{methods}[{i}]"), method, &allowed);
     }
     wildcard_alone(e, &methods, &c.allow_methods, "methods");
-    for (name, list) in [("allowHeaders", &c.allow_headers), ("exposeHeaders", &c.expose_headers)] {
+    for (name, list) in [
+        ("allowHeaders", &c.allow_headers),
+        ("exposeHeaders", &c.expose_headers),
+    ] {
         let lp = format!("{path}.{name}");
         e.max_items(&lp, list.len(), 64);
         for (i, h) in list.iter().enumerate() {
             header_name(e, &format!("{lp}[{i}]"), h);
         }
     }
-    wildcard_alone(e, &format!("{path}.allowHeaders"), &c.allow_headers, "headers");
+    wildcard_alone(
+        e,
+        &format!("{path}.allowHeaders"),
+        &c.allow_headers,
+        "headers",
+    );
     if let Some(max_age) = c.max_age
         && max_age < 1
     {
-        e.add(format!("{path}.maxAge"), format!("must be at least 1 (found {max_age})"));
+        e.add(
+            format!("{path}.maxAge"),
+            format!("must be at least 1 (found {max_age})"),
+        );
     }
 }
 
@@ -533,7 +643,10 @@ pub fn grpc_route(r: &model::GrpcRoute) -> Vec<FieldError> {
     e.max_items("spec.rules", spec.rules.len(), 16);
     let total: usize = spec.rules.iter().map(|r| r.matches.len()).sum();
     if total > 128 {
-        e.add("spec.rules", format!("at most 128 matches across all rules (found {total})"));
+        e.add(
+            "spec.rules",
+            format!("at most 128 matches across all rules (found {total})"),
+        );
     }
     e.rule_names("spec.rules", spec.rules.iter().map(|r| r.name.as_deref()));
     for (i, rule) in spec.rules.iter().enumerate() {
@@ -547,13 +660,25 @@ fn grpc_rule(e: &mut Errors, path: &str, rule: &GrpcRouteRule) {
     for (i, m) in rule.matches.iter().enumerate() {
         grpc_match(e, &format!("{path}.matches[{i}]"), m);
     }
-    filters(e, &format!("{path}.filters"), &rule.filters, GRPC_FILTERS, "GRPCRoute");
+    filters(
+        e,
+        &format!("{path}.filters"),
+        &rule.filters,
+        GRPC_FILTERS,
+        "GRPCRoute",
+    );
     let refs = format!("{path}.backendRefs");
     e.max_items(&refs, rule.backend_refs.len(), 16);
     for (i, b) in rule.backend_refs.iter().enumerate() {
         let bp = format!("{refs}[{i}]");
         e.backend_ref(&bp, &b.backend);
-        filters(e, &format!("{bp}.filters"), &b.filters, GRPC_FILTERS, "GRPCRoute");
+        filters(
+            e,
+            &format!("{bp}.filters"),
+            &b.filters,
+            GRPC_FILTERS,
+            "GRPCRoute",
+        );
     }
 }
 
@@ -598,7 +723,8 @@ fn grpc_match(e: &mut Errors, path: &str, m: &GrpcRouteMatch) {
 
 fn is_grpc_ident(text: &str) -> bool {
     let b = text.as_bytes();
-    b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    b.first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
@@ -615,7 +741,12 @@ pub fn tls_route(r: &model::TlsRoute) -> Vec<FieldError> {
     e.metadata(&r.metadata);
     let alpha2 = version(&r.api_version) == "v1alpha2";
     e.parent_refs("spec.parentRefs", &r.spec.parent_refs);
-    e.hostnames("spec.hostnames", &r.spec.hostnames, usize::from(!alpha2), 1024);
+    e.hostnames(
+        "spec.hostnames",
+        &r.spec.hostnames,
+        usize::from(!alpha2),
+        1024,
+    );
     if let Some(v) = &r.spec.use_default_gateways {
         e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
     }
