@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::model::{self, Resource};
+use crate::model::Resource;
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -1254,6 +1254,3 @@ mod props {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _model_is_used(_: &model::Gateway) {}
