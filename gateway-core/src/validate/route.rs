@@ -1,0 +1,782 @@
+//! HTTPRoute, GRPCRoute, TLSRoute, TCPRoute and UDPRoute.
+
+use super::{Errors, FieldError, names};
+use crate::model::{
+    self, Cors, GrpcRouteMatch, GrpcRouteRule, HeaderModifier, HttpHeaderMatch, HttpPathModifier,
+    HttpRouteFilter, HttpRouteMatch, HttpRouteRule, L4RouteRule, LocalObjectReference,
+    PathMatchType, PathModifierType, RequestMirror, RequestRedirect, StringMatchType, UrlRewrite,
+};
+
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+const MATCH_TYPES: &[&str] = &["Exact", "RegularExpression"];
+
+/// Filter types each route kind's CRD enum accepts (rule and backendRef filters alike).
+const HTTP_FILTERS: &[&str] = &[
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestMirror",
+    "RequestRedirect",
+    "URLRewrite",
+    "ExtensionRef",
+    "CORS",
+    "ExternalAuth",
+];
+const GRPC_FILTERS: &[&str] = &[
+    "ResponseHeaderModifier",
+    "RequestHeaderModifier",
+    "RequestMirror",
+    "ExtensionRef",
+];
+/// Filters the CRDs allow at most once per filter list.
+const SINGLE_FILTERS: &[&str] = &[
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestRedirect",
+    "URLRewrite",
+    "CORS",
+];
+
+/// The version part of an `apiVersion`.
+fn version(api_version: &str) -> &str {
+    api_version.rsplit('/').next().unwrap_or(api_version)
+}
+
+/// Checks an HTTPRoute.
+pub fn http_route(r: &model::HttpRoute) -> Vec<FieldError> {
+    let mut e = Errors::default();
+    e.metadata(&r.metadata);
+    let spec = &r.spec;
+    e.parent_refs("spec.parentRefs", &spec.parent_refs);
+    e.hostnames("spec.hostnames", &spec.hostnames, 0, 16);
+    if let Some(v) = &spec.use_default_gateways {
+        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
+    }
+    // `rules` is 1–16, but the CRD defaults an absent list to one catch-all rule.
+    e.max_items("spec.rules", spec.rules.len(), 16);
+    // An empty `matches` is defaulted to one PathPrefix match before the CEL rule counts.
+    let total: usize = spec.rules.iter().map(|r| r.matches.len().max(1)).sum();
+    if total > 128 {
+        e.add(
+            "spec.rules",
+            format!("at most 128 matches across all rules (found {total})"),
+        );
+    }
+    e.rule_names("spec.rules", spec.rules.iter().map(|r| r.name.as_deref()));
+    for (i, rule) in spec.rules.iter().enumerate() {
+        http_rule(&mut e, &format!("spec.rules[{i}]"), rule);
+    }
+    e.into_vec()
+}
+
+fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
+    e.max_items(&format!("{path}.matches"), rule.matches.len(), 64);
+    for (i, m) in rule.matches.iter().enumerate() {
+        http_match(e, &format!("{path}.matches[{i}]"), m);
+    }
+    filters(
+        e,
+        &format!("{path}.filters"),
+        &rule.filters,
+        HTTP_FILTERS,
+        "HTTPRoute",
+    );
+    if !rule.backend_refs.is_empty() {
+        for (i, f) in rule.filters.iter().enumerate() {
+            if f.request_redirect.is_some() {
+                e.add(
+                    format!("{path}.filters[{i}]"),
+                    "RequestRedirect filter must not be used together with backendRefs",
+                );
+            }
+        }
+    }
+    // ReplacePrefixMatch needs to know which prefix matched; after defaulting, that is only
+    // unambiguous with exactly one match and a PathPrefix path.
+    let single_prefix = match rule.matches.as_slice() {
+        [] => true,
+        [only] => only
+            .path
+            .as_ref()
+            .is_none_or(|p| p.match_type() == PathMatchType::PathPrefix),
+        _ => false,
+    };
+    if !single_prefix {
+        prefix_replacements(e, &format!("{path}.filters"), &rule.filters);
+    }
+    let refs = format!("{path}.backendRefs");
+    e.max_items(&refs, rule.backend_refs.len(), 16);
+    for (i, b) in rule.backend_refs.iter().enumerate() {
+        let bp = format!("{refs}[{i}]");
+        e.backend_ref(&bp, &b.backend);
+        filters(
+            e,
+            &format!("{bp}.filters"),
+            &b.filters,
+            HTTP_FILTERS,
+            "HTTPRoute",
+        );
+        if !single_prefix {
+            prefix_replacements(e, &format!("{bp}.filters"), &b.filters);
+        }
+    }
+    if let Some(t) = &rule.timeouts {
+        let request = t
+            .request
+            .as_deref()
+            .and_then(|s| e.duration(&format!("{path}.timeouts.request"), s));
+        let backend = t
+            .backend_request
+            .as_deref()
+            .and_then(|s| e.duration(&format!("{path}.timeouts.backendRequest"), s));
+        // "0s" disables the request timeout, so any backend timeout fits under it.
+        if let (Some(request), Some(backend)) = (request, backend)
+            && !request.is_zero()
+            && backend > request
+        {
+            e.add(
+                format!("{path}.timeouts.backendRequest"),
+                format!(
+                    "backendRequest timeout ({}) cannot be longer than request timeout ({})",
+                    t.backend_request.as_deref().unwrap_or_default(),
+                    t.request.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    if let Some(retry) = &rule.retry {
+        if let Some(attempts) = retry.attempts
+            && attempts < 1
+        {
+            e.add(
+                format!("{path}.retry.attempts"),
+                format!("must be at least 1 (found {attempts})"),
+            );
+        }
+        for (i, code) in retry.codes.iter().enumerate() {
+            e.range(&format!("{path}.retry.codes[{i}]"), *code, 400, 599);
+        }
+        if let Some(backoff) = &retry.backoff {
+            e.duration(&format!("{path}.retry.backoff"), backoff);
+        }
+    }
+}
+
+/// Reports redirect and rewrite filters that replace a prefix the rule cannot name.
+fn prefix_replacements(e: &mut Errors, path: &str, filters: &[HttpRouteFilter]) {
+    let replaces_prefix = |p: &Option<HttpPathModifier>| {
+        p.as_ref().is_some_and(|p| {
+            p.type_ == PathModifierType::ReplacePrefixMatch && p.replace_prefix_match.is_some()
+        })
+    };
+    for (i, f) in filters.iter().enumerate() {
+        let redirect = f
+            .request_redirect
+            .as_ref()
+            .is_some_and(|r| replaces_prefix(&r.path));
+        let rewrite = f
+            .url_rewrite
+            .as_ref()
+            .is_some_and(|r| replaces_prefix(&r.path));
+        for (used, field, name) in [
+            (redirect, "requestRedirect", "RequestRedirect"),
+            (rewrite, "urlRewrite", "URLRewrite"),
+        ] {
+            if used {
+                e.add(
+                    format!("{path}[{i}].{field}.path.replacePrefixMatch"),
+                    format!("when using {name} filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified"),
+                );
+            }
+        }
+    }
+}
+
+fn http_match(e: &mut Errors, path: &str, m: &HttpRouteMatch) {
+    if let Some(p) = &m.path {
+        let type_ = p.match_type();
+        if !type_.is_known() {
+            e.one_of(
+                &format!("{path}.path.type"),
+                type_.as_str(),
+                &["Exact", "PathPrefix", "RegularExpression"],
+            );
+        }
+        let field = format!("{path}.path.value");
+        let value = p.value();
+        e.max_len(&field, value, 1024);
+        match type_ {
+            PathMatchType::Exact | PathMatchType::PathPrefix => path_value(e, &field, value),
+            PathMatchType::RegularExpression => e.regex(&field, value),
+            PathMatchType::Unknown(_) => {}
+        }
+    }
+    header_matches(e, &format!("{path}.headers"), &m.headers, true);
+    let qp = format!("{path}.queryParams");
+    e.max_items(&qp, m.query_params.len(), 16);
+    for (i, q) in m.query_params.iter().enumerate() {
+        let field = format!("{qp}[{i}]");
+        header_name(e, &format!("{field}.name"), &q.name);
+        let vf = format!("{field}.value");
+        if q.value.is_empty() {
+            e.add(vf.clone(), "is required");
+        }
+        e.max_len(&vf, &q.value, 1024);
+        string_match(e, &field, q.type_.as_ref(), &q.value);
+        // Query parameter names are case-sensitive, unlike header names.
+        if let Some(j) = m.query_params[..i].iter().position(|o| o.name == q.name) {
+            e.add(
+                format!("{field}.name"),
+                format!(
+                    "duplicate query parameter {:?} (also queryParams[{j}])",
+                    q.name
+                ),
+            );
+        }
+    }
+    if let Some(method) = &m.method {
+        e.one_of(&format!("{path}.method"), method.as_str(), METHODS);
+    }
+}
+
+/// The CEL rules on Exact and PathPrefix values, in the CRD's order.
+fn path_value(e: &mut Errors, field: &str, value: &str) {
+    if !value.starts_with('/') {
+        e.add(field, "must start with \"/\"");
+    }
+    for bad in ["//", "/./", "/../", "%2f", "%2F", "#"] {
+        if value.contains(bad) {
+            e.add(field, format!("must not contain {bad:?}"));
+        }
+    }
+    for bad in ["/..", "/."] {
+        if value.ends_with(bad) {
+            e.add(field, format!("must not end with {bad:?}"));
+        }
+    }
+    if !names::is_valid_path_chars(value) {
+        e.add(
+            field,
+            "must only contain letters, digits, \"-/._~!$&'()*+,;=:@\" and %-escapes",
+        );
+    }
+}
+
+fn header_name(e: &mut Errors, field: &str, name: &str) {
+    if name.is_empty() {
+        e.add(field, "is required");
+    } else if !names::is_valid_header_name(name) {
+        e.add(
+            field,
+            format!("invalid header name {name:?}: must be an RFC 7230 token (letters, digits and !#$%&'*+-.^_`|~, at most 256)"),
+        );
+    }
+}
+
+fn header_value(e: &mut Errors, field: &str, value: &str) {
+    if value.is_empty() {
+        e.add(field, "is required");
+    } else if !names::is_valid_header_value(value) {
+        e.add(
+            field,
+            "must be visible ASCII characters, with single inner spaces or tabs only",
+        );
+    }
+    e.max_len(field, value, 4096);
+}
+
+/// The `type` of a header, query or method match; compiles regular expressions.
+fn string_match(e: &mut Errors, field: &str, type_: Option<&StringMatchType>, value: &str) {
+    match type_ {
+        Some(StringMatchType::RegularExpression) => e.regex(&format!("{field}.value"), value),
+        Some(other @ StringMatchType::Unknown(_)) => {
+            e.one_of(&format!("{field}.type"), other.as_str(), MATCH_TYPES);
+        }
+        _ => {}
+    }
+}
+
+/// Header matches of HTTPRoute (`strict_value`: the CRD's value pattern) and GRPCRoute.
+fn header_matches(e: &mut Errors, path: &str, headers: &[HttpHeaderMatch], strict_value: bool) {
+    e.max_items(path, headers.len(), 16);
+    for (i, h) in headers.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        header_name(e, &format!("{field}.name"), &h.name);
+        let vf = format!("{field}.value");
+        if strict_value {
+            header_value(e, &vf, &h.value);
+        } else {
+            if h.value.is_empty() {
+                e.add(vf.clone(), "is required");
+            }
+            e.max_len(&vf, &h.value, 4096);
+        }
+        string_match(e, &field, h.type_.as_ref(), &h.value);
+        if let Some(j) = headers[..i]
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(&h.name))
+        {
+            e.add(
+                format!("{field}.name"),
+                format!(
+                    "duplicate header {:?} (also headers[{j}]; names are case-insensitive)",
+                    h.name
+                ),
+            );
+        }
+    }
+}
+
+/// A filter list: types, the type/field pairing, repeats and per-filter settings.
+fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], allowed: &[&str], kind: &str) {
+    e.max_items(path, list.len(), 16);
+    for (i, f) in list.iter().enumerate() {
+        let fp = format!("{path}[{i}]");
+        let type_ = f.type_.as_str();
+        e.one_of(&format!("{fp}.type"), type_, allowed);
+        let fields = [
+            (
+                "requestHeaderModifier",
+                f.request_header_modifier.is_some(),
+                "RequestHeaderModifier",
+            ),
+            (
+                "responseHeaderModifier",
+                f.response_header_modifier.is_some(),
+                "ResponseHeaderModifier",
+            ),
+            ("requestMirror", f.request_mirror.is_some(), "RequestMirror"),
+            (
+                "requestRedirect",
+                f.request_redirect.is_some(),
+                "RequestRedirect",
+            ),
+            ("urlRewrite", f.url_rewrite.is_some(), "URLRewrite"),
+            ("extensionRef", f.extension_ref.is_some(), "ExtensionRef"),
+            ("cors", f.cors.is_some(), "CORS"),
+            ("externalAuth", f.external_auth.is_some(), "ExternalAuth"),
+        ];
+        for (field, set, owner) in fields {
+            let known_here = allowed.contains(&owner);
+            if set && !known_here {
+                e.add(
+                    format!("{fp}.{field}"),
+                    format!("is not a {kind} filter field"),
+                );
+            } else if set && type_ != owner {
+                e.add(
+                    format!("{fp}.{field}"),
+                    format!("must not be set unless type is {owner}"),
+                );
+            } else if !set && type_ == owner && known_here {
+                e.add(
+                    format!("{fp}.{field}"),
+                    format!("is required when type is {owner}"),
+                );
+            }
+        }
+        if let Some(m) = &f.request_header_modifier {
+            header_modifier(e, &format!("{fp}.requestHeaderModifier"), m);
+        }
+        if let Some(m) = &f.response_header_modifier {
+            header_modifier(e, &format!("{fp}.responseHeaderModifier"), m);
+        }
+        if let Some(m) = &f.request_mirror {
+            mirror(e, &format!("{fp}.requestMirror"), m);
+        }
+        if allowed.contains(&"RequestRedirect") {
+            if let Some(r) = &f.request_redirect {
+                redirect(e, &format!("{fp}.requestRedirect"), r);
+            }
+            if let Some(r) = &f.url_rewrite {
+                rewrite(e, &format!("{fp}.urlRewrite"), r);
+            }
+            if let Some(c) = &f.cors {
+                cors(e, &format!("{fp}.cors"), c);
+            }
+        }
+        if let Some(r) = &f.extension_ref {
+            extension_ref(e, &format!("{fp}.extensionRef"), r);
+        }
+    }
+    for single in SINGLE_FILTERS.iter().filter(|t| allowed.contains(t)) {
+        for (i, _) in list
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.type_.as_str() == *single)
+            .skip(1)
+        {
+            e.add(
+                format!("{path}[{i}].type"),
+                format!("{single} filter cannot be repeated"),
+            );
+        }
+    }
+    let has = |t: &str| list.iter().any(|f| f.type_.as_str() == t);
+    if has("RequestRedirect") && has("URLRewrite") {
+        e.add(
+            path,
+            "RequestRedirect and URLRewrite cannot be used together",
+        );
+    }
+}
+
+fn header_modifier(e: &mut Errors, path: &str, m: &HeaderModifier) {
+    // Each header name may appear once across set, add and remove: the CRD keys the lists by
+    // name, and across lists the result would depend on the order the filter applies them.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut check_dup = |e: &mut Errors, field: String, name: &str| {
+        let key = name.to_ascii_lowercase();
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            e.add(
+                field,
+                format!("duplicate header {name:?} (also {first}): a header may appear once across set, add and remove"),
+            );
+        } else {
+            seen.push((
+                key,
+                field
+                    .rsplit_once('.')
+                    .map_or(field.clone(), |(_, tail)| tail.to_owned()),
+            ));
+        }
+    };
+    for (list_name, list) in [("set", &m.set), ("add", &m.add)] {
+        let lp = format!("{path}.{list_name}");
+        e.max_items(&lp, list.len(), 16);
+        for (i, h) in list.iter().enumerate() {
+            let field = format!("{lp}[{i}]");
+            header_name(e, &format!("{field}.name"), &h.name);
+            header_value(e, &format!("{field}.value"), &h.value);
+            check_dup(e, format!("{path}.{list_name}[{i}]"), &h.name);
+        }
+    }
+    let lp = format!("{path}.remove");
+    e.max_items(&lp, m.remove.len(), 16);
+    for (i, name) in m.remove.iter().enumerate() {
+        let field = format!("{lp}[{i}]");
+        header_name(e, &field, name);
+        check_dup(e, format!("{path}.remove[{i}]"), name);
+    }
+}
+
+fn mirror(e: &mut Errors, path: &str, m: &RequestMirror) {
+    e.backend_ref(&format!("{path}.backendRef"), &m.backend_ref);
+    if let Some(percent) = m.percent {
+        e.range(&format!("{path}.percent"), percent, 0, 100);
+    }
+    if let Some(fraction) = &m.fraction {
+        let fp = format!("{path}.fraction");
+        if fraction.numerator < 0 {
+            e.add(
+                format!("{fp}.numerator"),
+                format!("must be at least 0 (found {})", fraction.numerator),
+            );
+        }
+        let denominator = fraction.denominator.unwrap_or(100);
+        if denominator < 1 {
+            e.add(
+                format!("{fp}.denominator"),
+                format!("must be at least 1 (found {denominator})"),
+            );
+        } else if fraction.numerator > denominator {
+            e.add(
+                format!("{fp}.numerator"),
+                format!(
+                    "must be less than or equal to the denominator ({} > {denominator})",
+                    fraction.numerator
+                ),
+            );
+        }
+    }
+    if m.percent.is_some() && m.fraction.is_some() {
+        e.add(path, "only one of percent or fraction may be set");
+    }
+}
+
+fn redirect(e: &mut Errors, path: &str, r: &RequestRedirect) {
+    if let Some(scheme) = &r.scheme {
+        e.one_of(&format!("{path}.scheme"), scheme, &["http", "https"]);
+    }
+    if let Some(hostname) = &r.hostname {
+        e.hostname(&format!("{path}.hostname"), hostname, false);
+    }
+    if let Some(p) = &r.path {
+        path_modifier(e, &format!("{path}.path"), p);
+    }
+    if let Some(port) = r.port {
+        e.port(&format!("{path}.port"), port);
+    }
+    if let Some(code) = r.status_code
+        && ![301, 302, 303, 307, 308].contains(&code)
+    {
+        e.add(
+            format!("{path}.statusCode"),
+            format!("unsupported value {code}: must be one of 301, 302, 303, 307, 308"),
+        );
+    }
+}
+
+fn rewrite(e: &mut Errors, path: &str, r: &UrlRewrite) {
+    if let Some(hostname) = &r.hostname {
+        e.hostname(&format!("{path}.hostname"), hostname, false);
+    }
+    if let Some(p) = &r.path {
+        path_modifier(e, &format!("{path}.path"), p);
+    }
+}
+
+fn path_modifier(e: &mut Errors, path: &str, p: &HttpPathModifier) {
+    e.one_of(
+        &format!("{path}.type"),
+        p.type_.as_str(),
+        &["ReplaceFullPath", "ReplacePrefixMatch"],
+    );
+    if !p.type_.is_known() {
+        // Without a valid type the pairing rules below have nothing to pair with.
+        return;
+    }
+    let full = p.type_ == PathModifierType::ReplaceFullPath;
+    let prefix = p.type_ == PathModifierType::ReplacePrefixMatch;
+    match &p.replace_full_path {
+        Some(value) => {
+            e.max_len(&format!("{path}.replaceFullPath"), value, 1024);
+            if !full {
+                e.add(
+                    format!("{path}.replaceFullPath"),
+                    "must not be set unless type is ReplaceFullPath",
+                );
+            }
+        }
+        None if full => e.add(
+            format!("{path}.replaceFullPath"),
+            "is required when type is ReplaceFullPath",
+        ),
+        None => {}
+    }
+    match &p.replace_prefix_match {
+        Some(value) => {
+            e.max_len(&format!("{path}.replacePrefixMatch"), value, 1024);
+            if !prefix {
+                e.add(
+                    format!("{path}.replacePrefixMatch"),
+                    "must not be set unless type is ReplacePrefixMatch",
+                );
+            }
+        }
+        None if prefix => e.add(
+            format!("{path}.replacePrefixMatch"),
+            "is required when type is ReplacePrefixMatch",
+        ),
+        None => {}
+    }
+}
+
+fn extension_ref(e: &mut Errors, path: &str, r: &LocalObjectReference) {
+    e.group(&format!("{path}.group"), &r.group);
+    e.kind(&format!("{path}.kind"), &r.kind);
+    e.object_name(&format!("{path}.name"), &r.name);
+}
+
+fn cors(e: &mut Errors, path: &str, c: &Cors) {
+    let wildcard_alone = |e: &mut Errors, field: &str, list: &[String], what: &str| {
+        if list.len() > 1 && list.iter().any(|v| v == "*") {
+            e.add(field, format!("\"*\" cannot be combined with other {what}"));
+        }
+    };
+    let origins = format!("{path}.allowOrigins");
+    e.max_items(&origins, c.allow_origins.len(), 64);
+    for (i, origin) in c.allow_origins.iter().enumerate() {
+        if !names::is_valid_origin(origin) {
+            e.add(
+                format!("{origins}[{i}]"),
+                format!("invalid origin {origin:?}: must be \"*\" or http(s)://host[:port], where host may start with \"*.\""),
+            );
+        }
+    }
+    wildcard_alone(e, &origins, &c.allow_origins, "origins");
+    let methods = format!("{path}.allowMethods");
+    e.max_items(&methods, c.allow_methods.len(), 9);
+    let mut allowed = METHODS.to_vec();
+    allowed.push("*");
+    for (i, method) in c.allow_methods.iter().enumerate() {
+        e.one_of(&format!("{methods}[{i}]"), method, &allowed);
+    }
+    wildcard_alone(e, &methods, &c.allow_methods, "methods");
+    for (name, list) in [
+        ("allowHeaders", &c.allow_headers),
+        ("exposeHeaders", &c.expose_headers),
+    ] {
+        let lp = format!("{path}.{name}");
+        e.max_items(&lp, list.len(), 64);
+        for (i, h) in list.iter().enumerate() {
+            header_name(e, &format!("{lp}[{i}]"), h);
+        }
+    }
+    wildcard_alone(
+        e,
+        &format!("{path}.allowHeaders"),
+        &c.allow_headers,
+        "headers",
+    );
+    if let Some(max_age) = c.max_age
+        && max_age < 1
+    {
+        e.add(
+            format!("{path}.maxAge"),
+            format!("must be at least 1 (found {max_age})"),
+        );
+    }
+}
+
+/// Checks a GRPCRoute.
+pub fn grpc_route(r: &model::GrpcRoute) -> Vec<FieldError> {
+    let mut e = Errors::default();
+    e.metadata(&r.metadata);
+    let spec = &r.spec;
+    e.parent_refs("spec.parentRefs", &spec.parent_refs);
+    e.hostnames("spec.hostnames", &spec.hostnames, 0, 16);
+    if let Some(v) = &spec.use_default_gateways {
+        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
+    }
+    e.max_items("spec.rules", spec.rules.len(), 16);
+    let total: usize = spec.rules.iter().map(|r| r.matches.len()).sum();
+    if total > 128 {
+        e.add(
+            "spec.rules",
+            format!("at most 128 matches across all rules (found {total})"),
+        );
+    }
+    e.rule_names("spec.rules", spec.rules.iter().map(|r| r.name.as_deref()));
+    for (i, rule) in spec.rules.iter().enumerate() {
+        grpc_rule(&mut e, &format!("spec.rules[{i}]"), rule);
+    }
+    e.into_vec()
+}
+
+fn grpc_rule(e: &mut Errors, path: &str, rule: &GrpcRouteRule) {
+    e.max_items(&format!("{path}.matches"), rule.matches.len(), 64);
+    for (i, m) in rule.matches.iter().enumerate() {
+        grpc_match(e, &format!("{path}.matches[{i}]"), m);
+    }
+    filters(
+        e,
+        &format!("{path}.filters"),
+        &rule.filters,
+        GRPC_FILTERS,
+        "GRPCRoute",
+    );
+    let refs = format!("{path}.backendRefs");
+    e.max_items(&refs, rule.backend_refs.len(), 16);
+    for (i, b) in rule.backend_refs.iter().enumerate() {
+        let bp = format!("{refs}[{i}]");
+        e.backend_ref(&bp, &b.backend);
+        filters(
+            e,
+            &format!("{bp}.filters"),
+            &b.filters,
+            GRPC_FILTERS,
+            "GRPCRoute",
+        );
+    }
+}
+
+fn grpc_match(e: &mut Errors, path: &str, m: &GrpcRouteMatch) {
+    if let Some(method) = &m.method {
+        let mp = format!("{path}.method");
+        let type_ = method.type_.clone().unwrap_or(StringMatchType::Exact);
+        if !type_.is_known() {
+            e.one_of(&format!("{mp}.type"), type_.as_str(), MATCH_TYPES);
+        }
+        // `type` is defaulted, so the CRD's "has(self.type)" guard always holds.
+        if method.service.is_none() && method.method.is_none() {
+            e.add(mp.clone(), "at least one of service or method must be set");
+        }
+        if let Some(service) = &method.service {
+            let field = format!("{mp}.service");
+            e.max_len(&field, service, 1024);
+            match type_ {
+                StringMatchType::Exact if !is_grpc_service(service) => e.add(
+                    field,
+                    format!("invalid service {service:?}: must be a dot-separated name of letters, digits and '_' (matching ^(?i)\\.?[a-z_][a-z_0-9]*(\\.[a-z_][a-z_0-9]*)*$)"),
+                ),
+                StringMatchType::RegularExpression => e.regex(&field, service),
+                _ => {}
+            }
+        }
+        if let Some(name) = &method.method {
+            let field = format!("{mp}.method");
+            e.max_len(&field, name, 1024);
+            match type_ {
+                StringMatchType::Exact if !is_grpc_ident(name) => e.add(
+                    field,
+                    format!("invalid method {name:?}: must match ^[A-Za-z_][A-Za-z_0-9]*$"),
+                ),
+                StringMatchType::RegularExpression => e.regex(&field, name),
+                _ => {}
+            }
+        }
+    }
+    header_matches(e, &format!("{path}.headers"), &m.headers, false);
+}
+
+fn is_grpc_ident(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// `^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$`.
+fn is_grpc_service(text: &str) -> bool {
+    let text = text.strip_prefix('.').unwrap_or(text);
+    text.split('.').all(is_grpc_ident)
+}
+
+/// Checks a TLSRoute. `v1` and `v1alpha3` require 1–1024 hostnames and exactly one rule;
+/// `v1alpha2` allowed no hostnames and up to 16 rules.
+pub fn tls_route(r: &model::TlsRoute) -> Vec<FieldError> {
+    let mut e = Errors::default();
+    e.metadata(&r.metadata);
+    let alpha2 = version(&r.api_version) == "v1alpha2";
+    e.parent_refs("spec.parentRefs", &r.spec.parent_refs);
+    e.hostnames(
+        "spec.hostnames",
+        &r.spec.hostnames,
+        usize::from(!alpha2),
+        1024,
+    );
+    if let Some(v) = &r.spec.use_default_gateways {
+        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
+    }
+    l4_rules(&mut e, &r.spec.rules, if alpha2 { 16 } else { 1 });
+    e.into_vec()
+}
+
+/// Checks a TCPRoute or UDPRoute (the same shape): exactly one rule in `v1`, 1–16 in
+/// `v1alpha2`.
+pub fn tcp_route(r: &model::TcpRoute) -> Vec<FieldError> {
+    let mut e = Errors::default();
+    e.metadata(&r.metadata);
+    let alpha2 = version(&r.api_version) == "v1alpha2";
+    e.parent_refs("spec.parentRefs", &r.spec.parent_refs);
+    if let Some(v) = &r.spec.use_default_gateways {
+        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
+    }
+    l4_rules(&mut e, &r.spec.rules, if alpha2 { 16 } else { 1 });
+    e.into_vec()
+}
+
+fn l4_rules(e: &mut Errors, rules: &[L4RouteRule], max: usize) {
+    let path = "spec.rules";
+    e.items(path, rules.len(), 1, max);
+    e.rule_names(path, rules.iter().map(|r| r.name.as_deref()));
+    for (i, rule) in rules.iter().enumerate() {
+        let refs = format!("{path}[{i}].backendRefs");
+        e.items(&refs, rule.backend_refs.len(), 1, 16);
+        for (j, b) in rule.backend_refs.iter().enumerate() {
+            e.backend_ref(&format!("{refs}[{j}]"), b);
+        }
+    }
+}
