@@ -172,7 +172,10 @@ fn two_parent_refs_to_one_listener_count_once() {
     let r = route(
         "infra",
         "r",
-        json!({"parentRefs": [{"name": "gw"}, {"name": "gw", "sectionName": "http"}]}),
+        // Valid under the CRD's uniqueness rule (one names the namespace, one does not), and
+        // both select the same listener.
+        json!({"parentRefs": [{"name": "gw", "sectionName": "http"},
+                              {"name": "gw", "namespace": "infra", "sectionName": "http"}]}),
     );
     let (ir, status) = compile(
         &snapshot(&[class(), gateway(http_listener()), r]),
