@@ -111,3 +111,27 @@ impl fmt::Display for Problem {
         write!(f, ": {}", self.message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_one_problem_per_line() {
+        let full = Problem {
+            file: PathBuf::from("routes.yaml"),
+            position: Some((42, 7)),
+            document: Some(3),
+            item: None,
+            object: Some("HTTPRoute demo/web".to_owned()),
+            message: "spec.rules[0].matches: invalid type".to_owned(),
+        };
+        let bare = Problem::file(Path::new("missing"), "cannot read: not found");
+        let error = LoadError::new(vec![full, bare]);
+        assert_eq!(
+            error.to_string(),
+            "routes.yaml:42:7 (document 3, HTTPRoute demo/web): spec.rules[0].matches: invalid type\n\
+             missing: cannot read: not found"
+        );
+    }
+}

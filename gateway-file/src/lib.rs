@@ -47,7 +47,7 @@
 //!
 //! std::fs::write(dir.path().join("broken.yaml"), "kind: Service\napiVersion: v1\nspec: [\n")?;
 //! let error = load(dir.path(), &LoadOptions::default()).unwrap_err();
-//! assert!(error.to_string().contains("broken.yaml:4:1 (document 1)"));
+//! assert!(error.to_string().contains("broken.yaml:3:7 (document 1): YAML syntax error"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -551,3 +551,92 @@ fn deserialize_json(kind: ResourceKind, text: &str) -> Result<Resource, ParseFai
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_walk_skips_hidden_temp_and_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub/.git")).unwrap();
+        std::fs::create_dir_all(root.join(".hidden")).unwrap();
+        for name in [
+            "b.yaml",
+            "a.yml",
+            "c.json",
+            "sub/d.yaml",
+            "sub/.git/e.yaml",
+            ".hidden/f.yaml",
+            ".g.yaml",
+            ".h.yaml.swp",
+            "i.yaml~",
+            ".#j.yaml",
+            "README.md",
+        ] {
+            std::fs::write(root.join(name), "").unwrap();
+        }
+        let mut loader = Loader {
+            problems: Vec::new(),
+            objects: Vec::new(),
+        };
+        let files: Vec<_> = loader
+            .files(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            files,
+            ["a.yml", "b.yaml", "c.json", "sub/d.yaml"].map(PathBuf::from)
+        );
+        assert!(loader.problems.is_empty());
+    }
+
+    #[test]
+    fn missing_path_is_a_problem() {
+        let err = load(Path::new("/nonexistent/manifests"), &LoadOptions::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/manifests: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_documents_and_comments_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "---\n# nothing\n---\n~\n---\n").unwrap();
+        std::fs::write(dir.path().join("b.json"), "").unwrap();
+        assert!(
+            load(dir.path(), &LoadOptions::default())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn objects_without_kind_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "metadata: {name: x}\n---\n[1, 2]\n",
+        )
+        .unwrap();
+        let err = load(dir.path(), &LoadOptions::default()).unwrap_err();
+        assert_eq!(err.problems().len(), 2, "{err}");
+        assert!(
+            err.problems()[0]
+                .message
+                .contains("`apiVersion` and `kind` missing"),
+            "{err}"
+        );
+        assert!(
+            err.problems()[1]
+                .message
+                .starts_with("not a Kubernetes object"),
+            "{err}"
+        );
+        assert_eq!(err.problems()[1].document, Some(2));
+    }
+}

@@ -206,3 +206,67 @@ pub(crate) fn split_yaml(source: &str) -> YamlSplit {
     }
     YamlSplit { documents, error }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(source: &str) -> Vec<(usize, Option<String>, Vec<String>)> {
+        let split = split_yaml(source);
+        assert!(split.error.is_none());
+        split
+            .documents
+            .into_iter()
+            .map(|d| {
+                (
+                    d.index,
+                    d.root.map(|r| r.text),
+                    d.items.into_iter().map(|r| r.text).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cut_keeps_columns_and_lines() {
+        let source = "a: 1\n- b: 2\n  c: 3\n";
+        let start = source.find("b:").unwrap();
+        let region = Region::cut(source, start, source.len());
+        assert_eq!(region.text, "  b: 2\n  c: 3\n");
+        assert_eq!((region.line, region.column, region.line_offset), (2, 3, 1));
+        assert_eq!(region.position(2, 3), (3, 3));
+    }
+
+    #[test]
+    fn documents_end_before_the_next_marker() {
+        let docs =
+            texts("# lead\na: 1\n---\n---\n# only a comment\n---\nb: [1, 2]\nc: {d: 3}\n...\n");
+        assert_eq!(docs.len(), 4);
+        assert_eq!(docs[0].1.as_deref(), Some("a: 1"));
+        assert_eq!(docs[1].1, None);
+        assert_eq!(docs[2].1, None);
+        assert_eq!(docs[3].0, 4);
+        assert_eq!(docs[3].1.as_deref(), Some("b: [1, 2]\nc: {d: 3}"));
+    }
+
+    #[test]
+    fn list_items_block_and_flow() {
+        let source = "kind: List\nitems:\n- a: 1\n  b: 2\n- {c: 3}\n- [x]\nother:\n  items: [9]\n";
+        let docs = texts(source);
+        assert_eq!(docs[0].2, vec!["  a: 1\n  b: 2", "  {c: 3}", "  [x]"]);
+    }
+
+    #[test]
+    fn nested_items_are_not_list_items() {
+        let docs = texts("spec:\n  items:\n  - a\n");
+        assert!(docs[0].2.is_empty());
+    }
+
+    #[test]
+    fn syntax_error_names_its_document() {
+        let split = split_yaml("a: 1\n---\nb: [\n");
+        let (document, error) = split.error.unwrap();
+        assert_eq!(document, 2);
+        assert_eq!(error.marker().line(), 3);
+    }
+}

@@ -280,3 +280,48 @@ fn is_editor_leftover(path: &Path) -> bool {
         // Vim probes whether it may write in a folder with a file named 4913.
         || name == "4913"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, ModifyKind};
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn relevant_events() {
+        assert!(is_relevant(&event(
+            EventKind::Modify(ModifyKind::Any),
+            "/m/a.yaml"
+        )));
+        assert!(is_relevant(&event(
+            EventKind::Create(CreateKind::File),
+            "/m/..data"
+        )));
+        assert!(is_relevant(&event(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            "/m/a.yaml"
+        )));
+        // Our own reads.
+        assert!(!is_relevant(&event(
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            "/m/a.yaml"
+        )));
+        assert!(!is_relevant(&event(
+            EventKind::Modify(ModifyKind::Any),
+            "/m/.a.yaml.swp"
+        )));
+        assert!(!is_relevant(&event(
+            EventKind::Create(CreateKind::File),
+            "/m/a.yaml~"
+        )));
+    }
+
+    #[test]
+    fn single_file_watches_its_folder() {
+        assert_eq!(watch_folder_of(Path::new("a.yaml")), PathBuf::from("."));
+        assert_eq!(watch_folder_of(Path::new("/m/a.yaml")), PathBuf::from("/m"));
+    }
+}
