@@ -61,6 +61,7 @@ impl fmt::Display for LoadError {
 /// One problem in one place, displayed as
 /// `file:line:column (document N, Kind namespace/name): message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// The file (or folder) the problem is in.
     pub file: PathBuf,

@@ -302,13 +302,15 @@ impl Loader {
                 return;
             }
         };
+        // Editors hide a byte-order mark; columns count from what they show.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let format = match file.extension().and_then(OsStr::to_str) {
             Some("json") => Format::Json,
             _ => Format::Yaml,
         };
         match format {
-            Format::Yaml => self.load_yaml(file, &text),
-            Format::Json => self.load_json(file, &text),
+            Format::Yaml => self.load_yaml(file, text),
+            Format::Json => self.load_json(file, text),
         }
     }
 
@@ -345,7 +347,7 @@ impl Loader {
             let document = i + 1;
             match value {
                 Ok(raw) => {
-                    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+                    let start = offset_in(text, raw.get());
                     let region = Region::cut(text, start, start + raw.get().len());
                     let place = Place {
                         file: file.to_owned(),
@@ -469,6 +471,10 @@ impl Loader {
             Format::Json => deserialize_json(kind, &region.text),
         };
         match resource {
+            // The API server requires a name; objects are told apart by it.
+            Ok(resource) if resource.metadata().name.is_empty() => self
+                .problems
+                .push(place.problem(label, "metadata.name is missing".to_owned())),
             Ok(resource) => self.objects.push((resource, place.clone())),
             Err(failure) => self.fail(place, region, label, failure),
         }
@@ -488,7 +494,7 @@ impl Loader {
                     .items
                     .iter()
                     .map(|raw| {
-                        let start = raw.get().as_ptr() as usize - region.text.as_ptr() as usize;
+                        let start = offset_in(&region.text, raw.get());
                         let mut item = Region::cut(&region.text, start, start + raw.get().len());
                         // Cut from the region, whose lines start after `line_offset` lines.
                         item.line_offset += region.line_offset;
@@ -514,6 +520,14 @@ impl Loader {
     }
 }
 
+/// Where `part`, a slice of `whole` (a borrowed JSON value), starts in it.
+fn offset_in(whole: &str, part: &str) -> usize {
+    (part.as_ptr() as usize)
+        .checked_sub(whole.as_ptr() as usize)
+        .filter(|&offset| offset <= whole.len())
+        .unwrap_or(0)
+}
+
 /// Joins serde_path_to_error's path to the parser's message.
 fn with_path(path: &serde_path_to_error::Path, message: String) -> String {
     if path.iter().next().is_some() {
@@ -530,9 +544,32 @@ fn deserialize_yaml(kind: ResourceKind, text: &str) -> Result<Resource, ParseFai
     })
     .map_err(|error| {
         let mut failure = ParseFailure::yaml(&error);
+        // The parser names only the type it wanted ("invalid i64"); show what was written.
+        if let serde_saphyr::Error::InvalidScalar { .. } = error.without_snippet()
+            && let Some((line, column)) = failure.position
+            && let Some(found) = scalar_at(text, line, column)
+        {
+            failure.message = format!("{}, found {}", failure.message, sanitize(found));
+        }
         failure.message = with_path(&track.path(), failure.message);
         failure
     })
+}
+
+/// The scalar written at a 1-based line and column, as written (quotes included).
+fn scalar_at(text: &str, line: u64, column: u64) -> Option<&str> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let skip = usize::try_from(column).ok()?.checked_sub(1)?;
+    let start = line.char_indices().nth(skip).map(|(i, _)| i)?;
+    let rest = &line[start..];
+    let end = match rest.chars().next()? {
+        quote @ ('"' | '\'') => rest[1..].find(quote).map_or(rest.len(), |i| i + 2),
+        _ => rest.find([',', '}', ']', '#']).unwrap_or(rest.len()),
+    };
+    let found = rest[..end].trim_end();
+    (!found.is_empty()).then_some(found)
 }
 
 fn deserialize_json(kind: ResourceKind, text: &str) -> Result<Resource, ParseFailure> {
@@ -591,6 +628,30 @@ mod tests {
             ["a.yml", "b.yaml", "c.json", "sub/d.yaml"].map(PathBuf::from)
         );
         assert!(loader.problems.is_empty());
+    }
+
+    #[test]
+    fn scalar_at_finds_the_token() {
+        let text = "a: \"eighty\" # x\nb: {c: ten, d: 1}\n";
+        assert_eq!(scalar_at(text, 1, 4), Some("\"eighty\""));
+        assert_eq!(scalar_at(text, 2, 8), Some("ten"));
+        assert_eq!(scalar_at(text, 9, 1), None);
+    }
+
+    #[test]
+    fn bom_is_skipped_and_names_are_required() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.json"),
+            "\u{feff}{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {}}",
+        )
+        .unwrap();
+        let err = load(dir.path(), &LoadOptions::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("a.json:1:1 (document 1, Service): metadata.name is missing"),
+            "{err}"
+        );
     }
 
     #[test]

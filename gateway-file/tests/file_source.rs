@@ -180,7 +180,10 @@ spec:
     );
     let err = load_err(dir.path());
     assert!(
-        err.contains("gateway.yaml:16:11 (document 2, Gateway ns/main): spec.listeners[0].port"),
+        err.contains(
+            "gateway.yaml:16:11 (document 2, Gateway ns/main): spec.listeners[0].port: \
+             invalid i64, found \"eighty\""
+        ),
         "{err}"
     );
 }
