@@ -142,3 +142,107 @@ impl fmt::Display for Diagnostic {
         }
     }
 }
+
+// === Table rendering ===
+
+impl Status {
+    /// Renders every condition as an aligned table (one row per condition), followed by the
+    /// diagnostics: what `gateway check` prints and the admin `/status` endpoint serves.
+    ///
+    /// ```
+    /// use gateway_core::status::Status;
+    /// let table = Status::default().to_table();
+    /// assert!(table.starts_with("KIND"));
+    /// ```
+    pub fn to_table(&self) -> String {
+        let mut rows: Vec<[String; 6]> = Vec::new();
+        let mut push = |kind: &str, name: String, conditions: &[Condition]| {
+            for (i, c) in conditions.iter().enumerate() {
+                let (kind, name) = if i == 0 {
+                    (kind.to_owned(), name.clone())
+                } else {
+                    (String::new(), String::new())
+                };
+                rows.push([
+                    kind,
+                    name,
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                ]);
+            }
+        };
+        let qualified = |key: &crate::model::ObjectKey| {
+            if key.namespace.is_empty() {
+                key.name.clone()
+            } else {
+                format!("{}/{}", key.namespace, key.name)
+            }
+        };
+        for class in &self.gateway_classes {
+            push("GatewayClass", qualified(&class.key), &class.status.conditions);
+        }
+        for gateway in &self.gateways {
+            push("Gateway", qualified(&gateway.key), &gateway.status.conditions);
+            for listener in &gateway.status.listeners {
+                push(
+                    "  Listener",
+                    format!(
+                        "{} ({} routes)",
+                        listener.name, listener.attached_routes
+                    ),
+                    &listener.conditions,
+                );
+            }
+        }
+        for set in &self.listener_sets {
+            push("ListenerSet", qualified(&set.key), &set.status.conditions);
+        }
+        for route in &self.routes {
+            for parent in &route.status.parents {
+                let p = &parent.parent_ref;
+                let mut target = format!(
+                    "{} -> {}/{}",
+                    qualified(&route.key),
+                    p.namespace.as_deref().unwrap_or(""),
+                    p.name
+                );
+                if let Some(section) = &p.section_name {
+                    target.push_str(&format!("#{section}"));
+                }
+                if let Some(port) = p.port {
+                    target.push_str(&format!(":{port}"));
+                }
+                push(route.key.kind.as_str(), target, &parent.conditions);
+            }
+        }
+        let header = ["KIND", "NAME", "CONDITION", "STATUS", "REASON", "MESSAGE"].map(String::from);
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in std::iter::once(&header).chain(&rows) {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        if !self.diagnostics.is_empty() {
+            out.push_str("\nProblems:\n");
+            for d in &self.diagnostics {
+                out.push_str(&format!("  {d}\n"));
+            }
+        }
+        out
+    }
+}

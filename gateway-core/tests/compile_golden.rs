@@ -319,3 +319,17 @@ fn golden_cases() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The repository's copy of the seed demo keeps the seed's manifests byte for byte.
+#[test]
+fn repository_seed_demo_is_verbatim() {
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed-demo");
+    let seed = shared().join("seed-demo");
+    for file in ["gateway.yaml", "routes.yaml"] {
+        assert_eq!(
+            read(&ours.join(file)),
+            read(&seed.join(file)),
+            "examples/seed-demo/{file} differs from the seed's"
+        );
+    }
+}

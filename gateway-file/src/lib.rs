@@ -73,5 +73,5 @@ mod split;
 mod watch;
 
 pub use error::{Error, LoadError, Problem};
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, load_str};
 pub use watch::{DEFAULT_DEBOUNCE, FileSource};

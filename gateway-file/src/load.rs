@@ -62,6 +62,22 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Snapshot, LoadError> {
     for file in loader.files(path) {
         loader.load_file(&file);
     }
+    finish(loader, options)
+}
+
+/// Reads manifests from text, as if it were the content of the file `name` (whose extension
+/// picks JSON or YAML, and which error messages name). Loading a folder reads each file this
+/// way; the fuzz target drives the parser through it.
+pub fn load_str(name: &Path, text: &str, options: &LoadOptions) -> Result<Snapshot, LoadError> {
+    let mut loader = Loader {
+        problems: Vec::new(),
+        objects: Vec::new(),
+    };
+    loader.load_text(name, text);
+    finish(loader, options)
+}
+
+fn finish(loader: Loader, options: &LoadOptions) -> Result<Snapshot, LoadError> {
     let Loader {
         mut problems,
         objects,
@@ -302,8 +318,12 @@ impl Loader {
                 return;
             }
         };
+        self.load_text(file, &text);
+    }
+
+    fn load_text(&mut self, file: &Path, text: &str) {
         // Editors hide a byte-order mark; columns count from what they show.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let format = match file.extension().and_then(OsStr::to_str) {
             Some("json") => Format::Json,
             _ => Format::Yaml,
