@@ -62,12 +62,17 @@ impl Status {
                 .filter(|c| c.type_ == "Accepted")
                 .all(Condition::is_true)
         };
-        self.gateway_classes.iter().all(|c| accepted(&c.status.conditions))
+        self.gateway_classes
+            .iter()
+            .all(|c| accepted(&c.status.conditions))
             && self.gateways.iter().all(|g| {
                 accepted(&g.status.conditions)
                     && g.status.listeners.iter().all(|l| accepted(&l.conditions))
             })
-            && self.listener_sets.iter().all(|s| accepted(&s.status.conditions))
+            && self
+                .listener_sets
+                .iter()
+                .all(|s| accepted(&s.status.conditions))
             && self
                 .routes
                 .iter()

@@ -26,10 +26,18 @@ pub struct Secret {
     pub type_: Option<String>,
     /// Base64-encoded values. Kept encoded so that one bad value only invalidates the
     /// listeners that use it, not the whole document.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub data: BTreeMap<String, String>,
     /// Plain-text values; they win over `data`, as in the API server.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub string_data: BTreeMap<String, String>,
 }
 
@@ -47,17 +55,24 @@ impl Secret {
         if let Some(text) = self.string_data.get(key) {
             return Some(Ok(text.as_bytes().to_vec()));
         }
-        self.data.get(key).map(|encoded| decode_base64(key, encoded))
+        self.data
+            .get(key)
+            .map(|encoded| decode_base64(key, encoded))
     }
 }
 
 fn decode_base64(key: &str, encoded: &str) -> Result<Vec<u8>, DecodeError> {
     // Manifests often wrap long base64 values over lines; the API server accepts only the
     // unwrapped form in JSON, but YAML block scalars keep the newlines.
-    let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let compact: String = encoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
-        .map_err(|_| DecodeError { key: key.to_owned() })
+        .map_err(|_| DecodeError {
+            key: key.to_owned(),
+        })
 }
 
 /// `ConfigMap` (CA bundles for frontend validation and BackendTLSPolicy).
@@ -74,10 +89,18 @@ pub struct ConfigMap {
     #[serde(default)]
     pub metadata: ObjectMeta,
     /// Text values.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub data: BTreeMap<String, String>,
     /// Base64-encoded binary values.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub binary_data: BTreeMap<String, String>,
 }
 
@@ -87,7 +110,9 @@ impl ConfigMap {
         if let Some(text) = self.data.get(key) {
             return Some(Ok(text.as_bytes().to_vec()));
         }
-        self.binary_data.get(key).map(|encoded| decode_base64(key, encoded))
+        self.binary_data
+            .get(key)
+            .map(|encoded| decode_base64(key, encoded))
     }
 }
 
@@ -213,7 +238,10 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 impl EndpointSlice {
     /// The Service this slice belongs to.
     pub fn service_name(&self) -> Option<&str> {
-        self.metadata.labels.get(SERVICE_NAME_LABEL).map(String::as_str)
+        self.metadata
+            .labels
+            .get(SERVICE_NAME_LABEL)
+            .map(String::as_str)
     }
 }
 

@@ -40,7 +40,11 @@ pub struct GatewayClassStatus {
     #[serde(default, deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
     /// Features the implementation supports, sorted by name.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub supported_features: Vec<SupportedFeature>,
 }
 
@@ -109,7 +113,11 @@ pub struct GatewaySpec {
     #[serde(default, deserialize_with = "nullable")]
     pub listeners: Vec<Listener>,
     /// Requested addresses (Extended).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub addresses: Vec<GatewaySpecAddress>,
     /// Infrastructure labels, annotations and parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,10 +150,18 @@ pub struct GatewaySpecAddress {
 #[serde(rename_all = "camelCase")]
 pub struct GatewayInfrastructure {
     /// Labels for generated resources.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Annotations for generated resources.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Implementation-specific parameters (none are supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,7 +218,11 @@ pub struct FrontendTlsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<TlsConfig>,
     /// Per-port overrides.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub per_port: Vec<TlsPortConfig>,
 }
 
@@ -271,10 +291,18 @@ pub struct ListenerTlsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<TlsModeType>,
     /// Certificates, chosen by SNI among listeners sharing a port.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub certificate_refs: Vec<SecretObjectReference>,
     /// Implementation-specific options (domain-prefixed keys).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub options: BTreeMap<String, String>,
 }
 
@@ -293,7 +321,11 @@ pub struct AllowedRoutes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespacesFrom>,
     /// Route kinds; empty means the kinds the protocol supports.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub kinds: Vec<RouteGroupKind>,
 }
 

@@ -21,10 +21,18 @@ pub struct ObjectMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Labels (namespace labels drive `allowedRoutes.namespaces.from: Selector`).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Annotations.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Spec generation, echoed as `observedGeneration` in conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,7 +82,11 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }
@@ -269,10 +281,18 @@ pub struct ParametersReference {
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be present with these values.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub match_labels: BTreeMap<String, String>,
     /// Set-based requirements.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
@@ -287,7 +307,11 @@ pub struct LabelSelectorRequirement {
     #[serde(default)]
     pub operator: String,
     /// Values for `In` and `NotIn`.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub values: Vec<String>,
 }
 
@@ -295,7 +319,9 @@ impl LabelSelector {
     /// Whether `labels` satisfy the selector. An unknown operator never matches, so a typo
     /// denies rather than grants.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|req| {
                 let value = labels.get(&req.key);
                 match req.operator.as_str() {
@@ -415,7 +441,10 @@ mod tests {
     fn rfc3339_known_values() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2024-02-29T12:00:00Z"), Some(1_709_208_000));
-        assert_eq!(parse_rfc3339("2024-02-29T13:00:00.123+01:00"), Some(1_709_208_000));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T13:00:00.123+01:00"),
+            Some(1_709_208_000)
+        );
         assert_eq!(parse_rfc3339("2024-02-29"), None);
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2024-01-01T00:00:00+0100"), None);
@@ -423,8 +452,9 @@ mod tests {
 
     #[test]
     fn selector_operators() {
-        let labels: BTreeMap<String, String> =
-            [("env".to_owned(), "prod".to_owned())].into_iter().collect();
+        let labels: BTreeMap<String, String> = [("env".to_owned(), "prod".to_owned())]
+            .into_iter()
+            .collect();
         let sel = |op: &str, values: &[&str]| LabelSelector {
             match_labels: BTreeMap::new(),
             match_expressions: vec![LabelSelectorRequirement {

@@ -62,7 +62,11 @@ pub struct BackendTlsPolicySpec {
     #[serde(default)]
     pub validation: BackendTlsPolicyValidation,
     /// Implementation-specific options.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub options: BTreeMap<String, String>,
 }
 
@@ -89,7 +93,11 @@ pub struct PolicyTargetReference {
 #[serde(rename_all = "camelCase")]
 pub struct BackendTlsPolicyValidation {
     /// ConfigMaps (key `ca.crt`) holding trusted CAs.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ca_certificate_refs: Vec<LocalObjectReference>,
     /// `System` to trust the platform roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +106,11 @@ pub struct BackendTlsPolicyValidation {
     #[serde(default)]
     pub hostname: String,
     /// Names the backend certificate must carry.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub subject_alt_names: Vec<SubjectAltName>,
 }
 

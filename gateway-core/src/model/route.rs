@@ -24,7 +24,11 @@ pub struct HttpRouteSpec {
     #[serde(default, deserialize_with = "nullable")]
     pub parent_refs: Vec<ParentReference>,
     /// Host names the route serves; empty means those of the listener.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hostnames: Vec<String>,
     /// Rules; the CRD default is one rule matching PathPrefix `/`.
     #[serde(default, deserialize_with = "nullable")]
@@ -42,13 +46,25 @@ pub struct HttpRouteRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Matches, ORed; empty means PathPrefix `/`.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub matches: Vec<HttpRouteMatch>,
     /// Filters applied to every request of the rule.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filters: Vec<HttpRouteFilter>,
     /// Weighted backends.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub backend_refs: Vec<HttpBackendRef>,
     /// Request and backend-request timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,10 +86,18 @@ pub struct HttpRouteMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<HttpPathMatch>,
     /// Header matches, ANDed.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers: Vec<HttpHeaderMatch>,
     /// Query parameter matches, ANDed.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub query_params: Vec<HttpQueryParamMatch>,
     /// Method match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,13 +279,25 @@ pub struct HttpHeader {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderModifier {
     /// Replace (or add) these headers.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub set: Vec<HttpHeader>,
     /// Append these values (comma-joined with existing ones).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub add: Vec<HttpHeader>,
     /// Remove these headers.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub remove: Vec<String>,
 }
 
@@ -360,19 +396,35 @@ pub struct UrlRewrite {
 #[serde(rename_all = "camelCase")]
 pub struct Cors {
     /// Allowed origins (`*`, exact, or with a wildcard host).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allow_origins: Vec<String>,
     /// Whether credentials are allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_credentials: Option<bool>,
     /// Allowed methods.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allow_methods: Vec<String>,
     /// Allowed request headers.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allow_headers: Vec<String>,
     /// Response headers exposed to scripts.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub expose_headers: Vec<String>,
     /// Preflight cache lifetime in seconds; default 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,7 +439,11 @@ pub struct HttpBackendRef {
     #[serde(flatten)]
     pub backend: BackendRef,
     /// Filters applied only to requests sent to this backend.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filters: Vec<HttpRouteFilter>,
 }
 
@@ -408,7 +464,11 @@ pub struct HttpRouteTimeouts {
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteRetry {
     /// Status codes that are retried.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub codes: Vec<i64>,
     /// Maximum number of retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,7 +486,11 @@ pub struct GrpcRouteSpec {
     #[serde(default, deserialize_with = "nullable")]
     pub parent_refs: Vec<ParentReference>,
     /// Host names (`:authority`) the route serves.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hostnames: Vec<String>,
     /// Rules.
     #[serde(default, deserialize_with = "nullable")]
@@ -444,13 +508,25 @@ pub struct GrpcRouteRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Matches, ORed; empty matches every gRPC request.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub matches: Vec<GrpcRouteMatch>,
     /// Filters (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, ExtensionRef).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filters: Vec<HttpRouteFilter>,
     /// Weighted backends.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub backend_refs: Vec<HttpBackendRef>,
     /// Session persistence (experimental; kept raw).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -465,7 +541,11 @@ pub struct GrpcRouteMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<GrpcMethodMatch>,
     /// Header matches, ANDed.
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers: Vec<HttpHeaderMatch>,
 }
 
@@ -492,7 +572,11 @@ pub struct TlsRouteSpec {
     #[serde(default, deserialize_with = "nullable")]
     pub parent_refs: Vec<ParentReference>,
     /// SNI host names the route serves (required in v1).
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hostnames: Vec<String>,
     /// Rules (exactly one in v1; v1alpha2 allowed several, whose backends are merged).
     #[serde(default, deserialize_with = "nullable")]

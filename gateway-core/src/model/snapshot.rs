@@ -310,9 +310,7 @@ impl Resource {
     where
         D: serde::Deserializer<'de>,
     {
-        fn de<'de, T: DeserializeOwned, D: serde::Deserializer<'de>>(
-            d: D,
-        ) -> Result<T, D::Error> {
+        fn de<'de, T: DeserializeOwned, D: serde::Deserializer<'de>>(d: D) -> Result<T, D::Error> {
             serde::Deserialize::deserialize(d)
         }
         Ok(match kind {
@@ -336,7 +334,10 @@ impl Resource {
 
     /// Reads a Kubernetes JSON object. `Ok(None)` for kinds the model does not read.
     pub fn from_json(value: serde_json::Value) -> Result<Option<Resource>, FromJsonError> {
-        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("");
         let Some(kind) = ResourceKind::identify(api_version, kind)? else {
             return Ok(None);
