@@ -310,3 +310,388 @@ fn host_table_ipv6_and_upper_case_keys() {
     assert_eq!(table.lookup("[::1]:80").next().map(|(_, v)| *v), Some(1));
     assert_eq!(table.lookup("app.example.com").next().map(|(_, v)| *v), Some(2));
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP precedence, one rule per spec sentence
+
+#[test]
+fn exact_beats_prefix() {
+    let router = one_listener(vec![
+        route("ns", "a", Some(0), &[], vec![vec![prefix("/path")]]),
+        route("ns", "b", Some(1), &[], vec![vec![exact("/path")]]),
+    ]);
+    assert_eq!(rr(&router, get("h", "/path")), some("b", 0));
+    assert_eq!(rr(&router, get("h", "/path/x")), some("a", 0));
+}
+
+#[test]
+fn longer_prefix_beats_method() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![
+            vec![prefix("/path5")],
+            vec![prefix("/").method("PATCH")],
+        ],
+    )]);
+    assert_eq!(rr(&router, get("h", "/path5").method("PATCH")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/other").method("PATCH")), some("r", 1));
+}
+
+#[test]
+fn method_beats_headers_and_two_headers_beat_one() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![
+            vec![prefix("/").header("version", "four")],
+            vec![prefix("/").method("PATCH")],
+            vec![prefix("/").header("version", "four").header("color", "red")],
+        ],
+    )]);
+    let req = || get("h", "/").header("Version", "four");
+    assert_eq!(rr(&router, req().method("PATCH")), some("r", 1));
+    assert_eq!(rr(&router, req()), some("r", 0));
+    assert_eq!(rr(&router, req().header("color", "red")), some("r", 2));
+    assert_eq!(rr(&router, get("h", "/")), None);
+}
+
+#[test]
+fn headers_beat_query_and_prefix_beats_query() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![
+            vec![prefix("/").query("animal", "hydra")],
+            vec![prefix("/").header("version", "four")],
+            vec![prefix("/path5")],
+        ],
+    )]);
+    let req = get("h", "/x").header("version", "four").query("animal=hydra");
+    assert_eq!(rr(&router, req), some("r", 1));
+    assert_eq!(rr(&router, get("h", "/x").query("animal=hydra")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/path5").query("animal=hydra")), some("r", 2));
+}
+
+#[test]
+fn query_params_first_occurrence_raw_and_case_sensitive() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![vec![prefix("/").query("animal", "whale")], vec![prefix("/").query("ANIMAL", "Whale")]],
+    )]);
+    assert_eq!(rr(&router, get("h", "/").query("animal=whale")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/").query("x=1&ANIMAL=Whale")), some("r", 1));
+    assert_eq!(rr(&router, get("h", "/").query("animal=dolphin&animal=whale")), None);
+    assert_eq!(rr(&router, get("h", "/").query("animal=wh%61le")), None);
+    assert_eq!(rr(&router, get("h", "/")), None);
+}
+
+#[test]
+fn repeated_headers_are_joined() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![vec![prefix("/").header("x", "1,2")]],
+    )]);
+    assert_eq!(rr(&router, get("h", "/").header("x", "1").header("X", "2")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/").header("x", "1")), None);
+}
+
+#[test]
+fn prefix_is_segment_based() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![vec![prefix("/v2")], vec![prefix("/match/")], vec![prefix("/")]],
+    )]);
+    assert_eq!(rr(&router, get("h", "/v2")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/v2/")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/v2/example")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/v2example")), some("r", 2));
+    assert_eq!(rr(&router, get("h", "/match/any")), some("r", 1));
+    assert_eq!(rr(&router, get("h", "/match")), some("r", 1));
+    assert_eq!(rr(&router, get("h", "/")), some("r", 2));
+}
+
+#[test]
+fn exact_is_case_and_slash_sensitive() {
+    let router = one_listener(vec![route("ns", "r", Some(0), &[], vec![vec![exact("/two")]])]);
+    assert_eq!(rr(&router, get("h", "/two")), some("r", 0));
+    assert_eq!(rr(&router, get("h", "/two/")), None);
+    assert_eq!(rr(&router, get("h", "/Two")), None);
+}
+
+#[test]
+fn regex_ranks_after_exact_before_prefix() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![vec![prefix("/api/v1/users")], vec![regex("/api/v[0-9]+/.*")], vec![exact("/api/v1/x")]],
+    )]);
+    assert_eq!(rr(&router, get("h", "/api/v1/users/1")), some("r", 1));
+    assert_eq!(rr(&router, get("h", "/api/v1/x")), some("r", 2));
+    assert_eq!(rr(&router, get("h", "/api/vx/users")), None);
+}
+
+#[test]
+fn route_hostname_rank_comes_first() {
+    let router = one_listener(vec![
+        route("ns", "any", Some(0), &[], vec![vec![exact("/a/b")]]),
+        route("ns", "wide", Some(1), &["*.example.com"], vec![vec![prefix("/a")]]),
+        route("ns", "narrow", Some(2), &["*.b.example.com"], vec![vec![prefix("/")]]),
+        route("ns", "exact", Some(3), &["x.b.example.com"], vec![vec![prefix("/z")]]),
+    ]);
+    // The exact-host route has no matching rule: fall through to the longest wildcard.
+    assert_eq!(rr(&router, get("x.b.example.com", "/a/b")), some("narrow", 0));
+    assert_eq!(rr(&router, get("x.b.example.com", "/z")), some("exact", 0));
+    assert_eq!(rr(&router, get("y.example.com", "/a/b")), some("wide", 0));
+    assert_eq!(rr(&router, get("y.example.com", "/b")), None);
+    assert_eq!(rr(&router, get("other.org", "/a/b")), some("any", 0));
+    // A wildcard covers any depth but never its own suffix.
+    assert_eq!(rr(&router, get("a.b.c.example.com", "/a")), some("wide", 0));
+    assert_eq!(rr(&router, get("example.com", "/a/b")), some("any", 0));
+    // Port, case and trailing dot are ignored.
+    assert_eq!(rr(&router, get("X.B.Example.com.:8080", "/z")), some("exact", 0));
+}
+
+#[test]
+fn listener_isolation() {
+    let router = HttpRouter::new(&[
+        listener(
+            "exact",
+            Some("a.example.com"),
+            vec![route("ns", "ra", Some(0), &["a.example.com"], vec![vec![exact("/only")]])],
+        ),
+        listener(
+            "wild",
+            Some("*.example.com"),
+            vec![route("ns", "rw", Some(0), &[], vec![vec![prefix("/")]])],
+        ),
+        listener("any", None, vec![route("ns", "rn", Some(0), &[], vec![vec![prefix("/")]])]),
+    ]);
+    let at = |host, path| hit(&router, &get(host, path)).map(|(l, r, _, _)| (l, r));
+    let pair = |l: &str, r: &str| Some((l.to_owned(), r.to_owned()));
+    assert_eq!(at("a.example.com", "/only"), pair("exact", "ra"));
+    // Does not leak into the wildcard listener's catch-all route.
+    assert_eq!(at("a.example.com", "/other"), None);
+    assert_eq!(at("b.example.com:80", "/other"), pair("wild", "rw"));
+    assert_eq!(at("example.com", "/"), pair("any", "rn"));
+    let no_catch_all = HttpRouter::new(&[listener("exact", Some("a.example.com"), vec![])]);
+    assert_eq!(hit(&no_catch_all, &get("b.example.com", "/")), None);
+}
+
+#[test]
+fn route_order_breaks_ties() {
+    let routes = vec![
+        route("ns", "young", Some(20), &[], vec![vec![prefix("/")]]),
+        route("ns", "old", Some(10), &[], vec![vec![prefix("/")]]),
+        route("b", "timeless", None, &[], vec![vec![prefix("/x")]]),
+        route("a", "timeless", None, &[], vec![vec![prefix("/x")]]),
+        route("a", "z", Some(99), &[], vec![vec![prefix("/y")]]),
+        route("a", "y", Some(99), &[], vec![vec![prefix("/y")]]),
+    ];
+    let router = one_listener(routes);
+    assert_eq!(rr(&router, get("h", "/")), some("old", 0));
+    assert_eq!(
+        hit(&router, &get("h", "/x")).map(|(_, r, _, _)| r),
+        Some("timeless".into())
+    );
+    let found = router
+        .route(&HttpRequest {
+            host: "h",
+            path: "/x",
+            query: None,
+            method: "GET",
+            headers: &[] as &[(&str, &str)],
+        })
+        .unwrap();
+    assert_eq!(found.route.id.key.namespace, "a");
+    assert_eq!(rr(&router, get("h", "/y")), some("y", 0));
+}
+
+#[test]
+fn rule_then_match_order_breaks_ties() {
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![
+            vec![prefix("/b"), prefix("/a"), prefix("/a")],
+            vec![prefix("/a")],
+        ],
+    )]);
+    assert_eq!(hit(&router, &get("h", "/a")).map(|(_, _, u, m)| (u, m)), Some((0, 1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// gRPC
+
+fn grpc_match(service: Option<&str>, method: Option<&str>) -> GrpcMatch {
+    GrpcMatch {
+        service: service.map(|s| StringMatch::Exact(s.into())),
+        method: method.map(|m| StringMatch::Exact(m.into())),
+        headers: vec![],
+    }
+}
+
+fn grpc_route(name: &str, created: i64, hostnames: &[&str], rules: Vec<Vec<GrpcMatch>>) -> GrpcRoute {
+    GrpcRoute {
+        id: RouteId {
+            key: ObjectKey::new(ResourceKind::GrpcRoute, "ns", name),
+        },
+        order: RouteOrder::new(Some(created), "ns", name),
+        hostnames: hostnames.iter().map(|h| h.to_string()).collect(),
+        rules: rules
+            .into_iter()
+            .enumerate()
+            .map(|(index, matches)| GrpcRule {
+                index,
+                name: None,
+                matches,
+                filters: vec![],
+                action: RuleAction::Respond {
+                    status: 200,
+                    reason: String::new(),
+                },
+            })
+            .collect(),
+    }
+}
+
+fn grpc_router(routes: Vec<GrpcRoute>) -> HttpRouter {
+    let mut l = Arc::unwrap_or_clone(listener("l", None, vec![]));
+    l.grpc_routes = routes;
+    HttpRouter::new(&[Arc::new(l)])
+}
+
+fn grpc_hit(router: &HttpRouter, host: &str, service: &str, method: &str) -> Option<(String, usize)> {
+    let headers: &[(&str, &str)] = &[];
+    match router.route_grpc(host, service, method, headers) {
+        GrpcRouting::Matched(m) => Some((m.route.id.key.name.clone(), m.rule.index)),
+        GrpcRouting::Unmatched => Some(("UNMATCHED".into(), 0)),
+        GrpcRouting::NoGrpcRoutes => None,
+    }
+}
+
+#[test]
+fn grpc_precedence() {
+    let mut headered = grpc_match(None, None);
+    headered.headers.push(HeaderMatch {
+        name: "x".into(),
+        value: StringMatch::Exact("1".into()),
+    });
+    let router = grpc_router(vec![
+        grpc_route(
+            "r",
+            0,
+            &["grpc.example.com"],
+            vec![
+                vec![grpc_match(None, Some("Get"))],
+                vec![grpc_match(Some("pkg.Svc"), None)],
+                vec![grpc_match(Some("pkg.Svc"), Some("Get"))],
+                vec![grpc_match(None, Some("LongerMethodName"))],
+            ],
+        ),
+        grpc_route("any", 0, &["*.example.com"], vec![vec![headered]]),
+    ]);
+    let h = "grpc.example.com";
+    assert_eq!(grpc_hit(&router, h, "pkg.Svc", "Get"), some("r", 2));
+    assert_eq!(grpc_hit(&router, h, "pkg.Svc", "Put"), some("r", 1));
+    assert_eq!(grpc_hit(&router, h, "other.Svc", "Get"), some("r", 0));
+    // The service characters rank before the method characters.
+    assert_eq!(grpc_hit(&router, h, "pkg.Svc", "LongerMethodName"), some("r", 1));
+    assert_eq!(grpc_hit(&router, h, "other.Svc", "LongerMethodName"), some("r", 3));
+    assert_eq!(grpc_hit(&router, h, "other.Svc", "Put"), some("UNMATCHED", 0));
+    assert_eq!(grpc_hit(&router, "x.example.com", "a", "b"), some("UNMATCHED", 0));
+    let headers: &[(&str, &str)] = &[("X", "1")];
+    assert!(matches!(
+        router.route_grpc("x.example.com", "a", "b", headers),
+        GrpcRouting::Matched(m) if m.route.id.key.name == "any"
+    ));
+    assert_eq!(grpc_hit(&router, "other.org", "pkg.Svc", "Get"), None);
+}
+
+#[test]
+fn grpc_without_routes_falls_back() {
+    let router = one_listener(vec![route("ns", "r", Some(0), &[], vec![vec![prefix("/")]])]);
+    assert_eq!(grpc_hit(&router, "h", "pkg.Svc", "Get"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SNI
+
+fn tls_route(name: &str, created: i64, hostnames: &[&str]) -> TlsRoute {
+    TlsRoute {
+        id: RouteId {
+            key: ObjectKey::new(ResourceKind::TlsRoute, "ns", name),
+        },
+        order: RouteOrder::new(Some(created), "ns", name),
+        hostnames: hostnames.iter().map(|h| h.to_string()).collect(),
+        backends: vec![],
+    }
+}
+
+fn tls_listener(name: &str, hostname: Option<&str>, routes: Vec<TlsRoute>) -> Arc<Listener> {
+    let mut l = Arc::unwrap_or_clone(listener(name, hostname, vec![]));
+    l.protocol = ListenerProtocol::TlsPassthrough;
+    l.tls_routes = routes;
+    Arc::new(l)
+}
+
+#[test]
+fn sni_exact_before_wildcard() {
+    let router = SniRouter::new(&[
+        tls_listener("exact", Some("a.example.com"), vec![tls_route("ra", 0, &["a.example.com"])]),
+        tls_listener(
+            "wild",
+            Some("*.example.com"),
+            vec![
+                tls_route("old-wide", 0, &["*.example.com"]),
+                tls_route("narrow", 5, &["*.b.example.com"]),
+                tls_route("exact", 9, &["c.b.example.com"]),
+                tls_route("old-narrow", 1, &["*.b.example.com"]),
+            ],
+        ),
+    ]);
+    let name = |sni: &str| router.listener(Some(sni)).map(|l| l.id.name.clone());
+    assert_eq!(name("a.example.com"), Some("exact".into()));
+    assert_eq!(name("Z.Example.com"), Some("wild".into()));
+    assert_eq!(name("example.com"), None);
+    assert!(router.listener(None).is_none());
+    let route = |sni: &str| router.tls_route(sni).map(|(_, r)| r.id.key.name.clone());
+    assert_eq!(route("a.example.com"), Some("ra".into()));
+    assert_eq!(route("c.b.example.com"), Some("exact".into()));
+    assert_eq!(route("d.b.example.com"), Some("old-narrow".into()));
+    assert_eq!(route("d.example.com"), Some("old-wide".into()));
+    assert_eq!(route("other.org"), None);
+
+    let with_default = SniRouter::new(&[
+        tls_listener("exact", Some("a.example.com"), vec![]),
+        tls_listener("default", None, vec![]),
+    ]);
+    assert_eq!(with_default.listener(None).map(|l| l.id.name.as_str()), Some("default"));
+    assert_eq!(with_default.tls_route("a.example.com"), None);
+}
+
+#[test]
+fn routers_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<HttpRouter>();
+    check::<SniRouter>();
+}
