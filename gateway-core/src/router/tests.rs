@@ -695,3 +695,379 @@ fn routers_are_send_and_sync() {
     check::<HttpRouter>();
     check::<SniRouter>();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Differential property tests against a plain reference matcher
+
+const LISTENER_HOSTS: &[Option<&str>] = &[
+    Some("a.example.com"),
+    Some("*.a.example.com"),
+    Some("*.example.com"),
+    None,
+];
+const ROUTE_HOSTS: &[&str] = &[
+    "a.example.com",
+    "x.a.example.com",
+    "example.com",
+    "b.example.com",
+    "*.example.com",
+    "*.a.example.com",
+];
+const REQUEST_HOSTS: &[&str] = &[
+    "a.example.com",
+    "x.a.example.com",
+    "y.x.a.example.com",
+    "example.com",
+    "b.example.com",
+    "A.Example.COM:8080",
+    "c.b.example.com",
+    "b.example.com.",
+    "other.org",
+    "[::1]:80",
+];
+const SEGMENTS: &[&str] = &["a", "b", "ab", ""];
+const PATH_REGEXES: &[&str] = &["/a.*", "/ab?/?", "/.*b", "/(a|b)/b/?"];
+
+fn path_strategy() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(prop::sample::select(SEGMENTS), 0..4),
+        any::<bool>(),
+    )
+        .prop_map(|(segments, slash)| {
+            let mut path = format!("/{}", segments.join("/"));
+            if slash && !path.ends_with('/') {
+                path.push('/');
+            }
+            path
+        })
+}
+
+fn string_match(value: &str) -> StringMatch {
+    match value {
+        "re" => StringMatch::Regex(Pattern::new("[12](,[12])*").unwrap()),
+        v => StringMatch::Exact(v.into()),
+    }
+}
+
+fn http_match_strategy() -> impl Strategy<Value = HttpMatch> {
+    (
+        0..10u8,
+        path_strategy(),
+        prop::sample::select(PATH_REGEXES),
+        prop::option::of(prop::sample::select(&["GET", "POST"][..])),
+        prop::collection::vec(
+            (
+                prop::sample::select(&["x-a", "x-b"][..]),
+                prop::sample::select(&["1", "2", "re"][..]),
+            ),
+            0..3,
+        ),
+        prop::collection::vec(
+            (
+                prop::sample::select(&["q", "r"][..]),
+                prop::sample::select(&["1", "2"][..]),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(|(kind, path, re, method, headers, query)| {
+            let path = match kind {
+                0 => PathMatch::Regex(Pattern::new(re).unwrap()),
+                1..=4 => PathMatch::Exact(path),
+                _ => {
+                    let normal = normalize_path(&path).unwrap();
+                    let trimmed = normal.trim_end_matches('/');
+                    PathMatch::Prefix(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+                }
+            };
+            HttpMatch {
+                path,
+                method: method.map(str::to_owned),
+                headers: headers
+                    .into_iter()
+                    .map(|(n, v)| HeaderMatch {
+                        name: n.into(),
+                        value: string_match(v),
+                    })
+                    .collect(),
+                query_params: query
+                    .into_iter()
+                    .map(|(n, v)| QueryParamMatch {
+                        name: n.into(),
+                        value: string_match(v),
+                    })
+                    .collect(),
+            }
+        })
+}
+
+type RouteSpec = (Vec<&'static str>, Vec<Vec<HttpMatch>>, Option<i64>, &'static str);
+
+fn route_strategy(hosts: &'static [&'static str]) -> impl Strategy<Value = RouteSpec> {
+    (
+        prop::collection::vec(prop::sample::select(hosts), 0..3),
+        prop::collection::vec(prop::collection::vec(http_match_strategy(), 1..4), 1..5),
+        prop::option::of(0..3i64),
+        prop::sample::select(&["ns1", "ns2"][..]),
+    )
+}
+
+fn build_route((hosts, rules, created, namespace): RouteSpec, name: &str) -> HttpRoute {
+    route(namespace, name, created, &hosts, rules)
+}
+
+/// Listeners (most specific first) with routes spread over them.
+fn listeners_strategy() -> impl Strategy<Value = Vec<Arc<Listener>>> {
+    (
+        prop::sample::subsequence(LISTENER_HOSTS.to_vec(), 1..=LISTENER_HOSTS.len()),
+        prop::collection::vec((route_strategy(ROUTE_HOSTS), any::<usize>()), 1..30),
+    )
+        .prop_map(|(hosts, routes)| {
+            let mut per_listener: Vec<Vec<HttpRoute>> = vec![vec![]; hosts.len()];
+            for (i, (spec, at)) in routes.into_iter().enumerate() {
+                per_listener[at % hosts.len()].push(build_route(spec, &format!("r{i}")));
+            }
+            hosts
+                .iter()
+                .zip(per_listener)
+                .enumerate()
+                .map(|(i, (host, routes))| listener(&format!("l{i}"), *host, routes))
+                .collect()
+        })
+}
+
+#[derive(Debug, Clone)]
+struct OwnedReq {
+    host: &'static str,
+    path: String,
+    method: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    query: Option<String>,
+}
+
+fn request_strategy() -> impl Strategy<Value = OwnedReq> {
+    (
+        prop::sample::select(REQUEST_HOSTS),
+        path_strategy(),
+        prop::sample::select(&["GET", "POST", "PUT"][..]),
+        prop::collection::vec(
+            (
+                prop::sample::select(&["x-a", "X-B", "x-c"][..]),
+                prop::sample::select(&["1", "2"][..]),
+            ),
+            0..4,
+        ),
+        prop::option::of(prop::collection::vec(
+            (
+                prop::sample::select(&["q", "r", "Q"][..]),
+                prop::sample::select(&["1", "2"][..]),
+            ),
+            0..4,
+        )),
+    )
+        .prop_map(|(host, path, method, headers, query)| OwnedReq {
+            host,
+            path: normalize_path(&path).unwrap().into_owned(),
+            method,
+            headers,
+            query: query.map(|q| {
+                q.iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            }),
+        })
+}
+
+impl OwnedReq {
+    fn as_req(&self) -> Req<'_> {
+        Req {
+            host: self.host,
+            path: &self.path,
+            method: self.method,
+            headers: self.headers.clone(),
+            query: self.query.as_deref(),
+        }
+    }
+}
+
+mod reference {
+    //! Scans every rule and takes the maximum of the full precedence key, written without
+    //! the router's helpers.
+
+    use super::*;
+
+    fn host_of(raw: &str) -> String {
+        let host = match raw.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => raw.split(':').next().unwrap_or(""),
+        };
+        host.strip_suffix('.').unwrap_or(host).to_lowercase()
+    }
+
+    /// `(2, len)` exact, `(1, suffix len)` wildcard, `(0, 0)` any.
+    fn host_rank(pattern: Option<&str>, host: &str) -> Option<(u8, usize)> {
+        let Some(pattern) = pattern else {
+            return Some((0, 0));
+        };
+        match pattern.strip_prefix("*.") {
+            Some(suffix) => {
+                let tail = format!(".{suffix}");
+                (host.ends_with(&tail) && host.len() > tail.len()).then_some((1, suffix.len()))
+            }
+            None => (pattern == host).then_some((2, pattern.len())),
+        }
+    }
+
+    fn path_rank(path: &PathMatch, request: &str) -> Option<(u8, usize)> {
+        match path {
+            PathMatch::Exact(p) => (p == request).then_some((3, 0)),
+            PathMatch::Regex(p) => p.is_match(request).then_some((2, 0)),
+            PathMatch::Prefix(p) => {
+                let segment_match = p == "/"
+                    || request == p
+                    || (request.starts_with(p.as_str()) && request[p.len()..].starts_with('/'));
+                segment_match.then_some((1, p.len()))
+            }
+        }
+    }
+
+    pub(super) fn header_ok(headers: &[(&str, &str)], m: &HeaderMatch) -> bool {
+        let values: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.to_lowercase() == m.name)
+            .map(|(_, v)| *v)
+            .collect();
+        !values.is_empty() && m.value.matches(&values.join(","))
+    }
+
+    fn query_ok(query: Option<&str>, m: &QueryParamMatch) -> bool {
+        let pairs: Vec<(&str, &str)> = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|_| query.is_some())
+            .map(|p| match p.find('=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, ""),
+            })
+            .collect();
+        match pairs.iter().find(|(n, _)| *n == m.name) {
+            Some((_, v)) => m.value.matches(v),
+            None => false,
+        }
+    }
+
+    pub(super) fn select_listener<'l>(
+        listeners: &'l [Arc<Listener>],
+        raw_host: &str,
+    ) -> Option<&'l Arc<Listener>> {
+        let host = host_of(raw_host);
+        listeners
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| Some((host_rank(l.hostname.as_deref(), &host)?, Reverse(i), l)))
+            .max_by_key(|(rank, i, _)| (*rank, *i))
+            .map(|(_, _, l)| l)
+    }
+
+    pub(super) fn route_host_rank(hostnames: &[String], raw_host: &str) -> Option<(u8, usize)> {
+        let host = host_of(raw_host);
+        if hostnames.is_empty() {
+            return Some((0, 0));
+        }
+        hostnames
+            .iter()
+            .filter_map(|h| host_rank(Some(h), &host))
+            .max()
+    }
+
+    pub(super) fn http(
+        listeners: &[Arc<Listener>],
+        req: &Req<'_>,
+    ) -> Option<(String, String, usize, usize)> {
+        let listener = select_listener(listeners, req.host)?;
+        let mut best = None;
+        for route in &listener.http_routes {
+            let Some(host) = route_host_rank(&route.hostnames, req.host) else {
+                continue;
+            };
+            for (u, rule) in route.rules.iter().enumerate() {
+                for (mi, m) in rule.matches.iter().enumerate() {
+                    let Some(path) = path_rank(&m.path, req.path) else {
+                        continue;
+                    };
+                    let ok = m.method.as_ref().is_none_or(|x| x == req.method)
+                        && m.headers.iter().all(|h| header_ok(&req.headers, h))
+                        && m.query_params.iter().all(|q| query_ok(req.query, q));
+                    if !ok {
+                        continue;
+                    }
+                    let key = (
+                        host,
+                        path,
+                        m.method.is_some(),
+                        m.headers.len(),
+                        m.query_params.len(),
+                        Reverse(&route.order),
+                        Reverse(u),
+                        Reverse(mi),
+                    );
+                    let found = (
+                        listener.id.name.clone(),
+                        route.id.key.name.clone(),
+                        rule.index,
+                        mi,
+                    );
+                    if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                        best = Some((key, found));
+                    }
+                }
+            }
+        }
+        best.map(|(_, found)| found)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn http_router_agrees_with_reference(
+        listeners in listeners_strategy(),
+        requests in prop::collection::vec(request_strategy(), 1..16),
+    ) {
+        let router = HttpRouter::new(&listeners);
+        for request in &requests {
+            let req = request.as_req();
+            prop_assert_eq!(hit(&router, &req), reference::http(&listeners, &req), "{:?}", request);
+        }
+    }
+
+    #[test]
+    fn routes_on_other_hostnames_change_nothing(
+        listeners in listeners_strategy(),
+        extra in prop::collection::vec(route_strategy(&["zz.other.net", "*.other.net"]), 1..10),
+        requests in prop::collection::vec(request_strategy(), 1..16),
+    ) {
+        let before = HttpRouter::new(&listeners);
+        let widened: Vec<Arc<Listener>> = listeners
+            .iter()
+            .map(|l| {
+                let mut l = Listener::clone(l);
+                for (i, spec) in extra.iter().enumerate() {
+                    let mut spec = spec.clone();
+                    if spec.0.is_empty() {
+                        spec.0.push("*.other.net");
+                    }
+                    l.http_routes.insert(0, build_route(spec, &format!("extra{i}")));
+                }
+                Arc::new(l)
+            })
+            .collect();
+        let after = HttpRouter::new(&widened);
+        for request in &requests {
+            let req = request.as_req();
+            prop_assert_eq!(hit(&before, &req), hit(&after, &req), "{:?}", request);
+        }
+    }
+}
