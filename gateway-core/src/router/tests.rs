@@ -190,7 +190,15 @@ fn one_listener(routes: Vec<HttpRoute>) -> HttpRouter {
 
 #[test]
 fn normalize_keeps_normal_paths_borrowed() {
-    for path in ["/", "/a", "/a/b/", "/a%2Fb", "/%C3%A9", "/a.b/..c/.d", "/~x"] {
+    for path in [
+        "/",
+        "/a",
+        "/a/b/",
+        "/a%2Fb",
+        "/%C3%A9",
+        "/a.b/..c/.d",
+        "/~x",
+    ] {
         let out = normalize_path(path).unwrap();
         assert!(matches!(out, Cow::Borrowed(_)), "{path}");
         assert_eq!(out, path);
@@ -308,7 +316,10 @@ fn host_table_ipv6_and_upper_case_keys() {
     table.insert(Some("::1"), 1);
     table.insert(Some("App.Example.COM."), 2);
     assert_eq!(table.lookup("[::1]:80").next().map(|(_, v)| *v), Some(1));
-    assert_eq!(table.lookup("app.example.com").next().map(|(_, v)| *v), Some(2));
+    assert_eq!(
+        table.lookup("app.example.com").next().map(|(_, v)| *v),
+        Some(2)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,13 +342,16 @@ fn longer_prefix_beats_method() {
         "r",
         Some(0),
         &[],
-        vec![
-            vec![prefix("/path5")],
-            vec![prefix("/").method("PATCH")],
-        ],
+        vec![vec![prefix("/path5")], vec![prefix("/").method("PATCH")]],
     )]);
-    assert_eq!(rr(&router, get("h", "/path5").method("PATCH")), some("r", 0));
-    assert_eq!(rr(&router, get("h", "/other").method("PATCH")), some("r", 1));
+    assert_eq!(
+        rr(&router, get("h", "/path5").method("PATCH")),
+        some("r", 0)
+    );
+    assert_eq!(
+        rr(&router, get("h", "/other").method("PATCH")),
+        some("r", 1)
+    );
 }
 
 #[test]
@@ -373,10 +387,18 @@ fn headers_beat_query_and_prefix_beats_query() {
             vec![prefix("/path5")],
         ],
     )]);
-    let req = get("h", "/x").header("version", "four").query("animal=hydra");
+    let req = get("h", "/x")
+        .header("version", "four")
+        .query("animal=hydra");
     assert_eq!(rr(&router, req), some("r", 1));
-    assert_eq!(rr(&router, get("h", "/x").query("animal=hydra")), some("r", 0));
-    assert_eq!(rr(&router, get("h", "/path5").query("animal=hydra")), some("r", 2));
+    assert_eq!(
+        rr(&router, get("h", "/x").query("animal=hydra")),
+        some("r", 0)
+    );
+    assert_eq!(
+        rr(&router, get("h", "/path5").query("animal=hydra")),
+        some("r", 2)
+    );
 }
 
 #[test]
@@ -386,11 +408,23 @@ fn query_params_first_occurrence_raw_and_case_sensitive() {
         "r",
         Some(0),
         &[],
-        vec![vec![prefix("/").query("animal", "whale")], vec![prefix("/").query("ANIMAL", "Whale")]],
+        vec![
+            vec![prefix("/").query("animal", "whale")],
+            vec![prefix("/").query("ANIMAL", "Whale")],
+        ],
     )]);
-    assert_eq!(rr(&router, get("h", "/").query("animal=whale")), some("r", 0));
-    assert_eq!(rr(&router, get("h", "/").query("x=1&ANIMAL=Whale")), some("r", 1));
-    assert_eq!(rr(&router, get("h", "/").query("animal=dolphin&animal=whale")), None);
+    assert_eq!(
+        rr(&router, get("h", "/").query("animal=whale")),
+        some("r", 0)
+    );
+    assert_eq!(
+        rr(&router, get("h", "/").query("x=1&ANIMAL=Whale")),
+        some("r", 1)
+    );
+    assert_eq!(
+        rr(&router, get("h", "/").query("animal=dolphin&animal=whale")),
+        None
+    );
     assert_eq!(rr(&router, get("h", "/").query("animal=wh%61le")), None);
     assert_eq!(rr(&router, get("h", "/")), None);
 }
@@ -404,7 +438,10 @@ fn repeated_headers_are_joined() {
         &[],
         vec![vec![prefix("/").header("x", "1,2")]],
     )]);
-    assert_eq!(rr(&router, get("h", "/").header("x", "1").header("X", "2")), some("r", 0));
+    assert_eq!(
+        rr(&router, get("h", "/").header("x", "1").header("X", "2")),
+        some("r", 0)
+    );
     assert_eq!(rr(&router, get("h", "/").header("x", "1")), None);
 }
 
@@ -415,7 +452,11 @@ fn prefix_is_segment_based() {
         "r",
         Some(0),
         &[],
-        vec![vec![prefix("/v2")], vec![prefix("/match/")], vec![prefix("/")]],
+        vec![
+            vec![prefix("/v2")],
+            vec![prefix("/match/")],
+            vec![prefix("/")],
+        ],
     )]);
     assert_eq!(rr(&router, get("h", "/v2")), some("r", 0));
     assert_eq!(rr(&router, get("h", "/v2/")), some("r", 0));
@@ -428,7 +469,13 @@ fn prefix_is_segment_based() {
 
 #[test]
 fn exact_is_case_and_slash_sensitive() {
-    let router = one_listener(vec![route("ns", "r", Some(0), &[], vec![vec![exact("/two")]])]);
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![vec![exact("/two")]],
+    )]);
     assert_eq!(rr(&router, get("h", "/two")), some("r", 0));
     assert_eq!(rr(&router, get("h", "/two/")), None);
     assert_eq!(rr(&router, get("h", "/Two")), None);
@@ -441,7 +488,11 @@ fn regex_ranks_after_exact_before_prefix() {
         "r",
         Some(0),
         &[],
-        vec![vec![prefix("/api/v1/users")], vec![regex("/api/v[0-9]+/.*")], vec![exact("/api/v1/x")]],
+        vec![
+            vec![prefix("/api/v1/users")],
+            vec![regex("/api/v[0-9]+/.*")],
+            vec![exact("/api/v1/x")],
+        ],
     )]);
     assert_eq!(rr(&router, get("h", "/api/v1/users/1")), some("r", 1));
     assert_eq!(rr(&router, get("h", "/api/v1/x")), some("r", 2));
@@ -452,12 +503,33 @@ fn regex_ranks_after_exact_before_prefix() {
 fn route_hostname_rank_comes_first() {
     let router = one_listener(vec![
         route("ns", "any", Some(0), &[], vec![vec![exact("/a/b")]]),
-        route("ns", "wide", Some(1), &["*.example.com"], vec![vec![prefix("/a")]]),
-        route("ns", "narrow", Some(2), &["*.b.example.com"], vec![vec![prefix("/")]]),
-        route("ns", "exact", Some(3), &["x.b.example.com"], vec![vec![prefix("/z")]]),
+        route(
+            "ns",
+            "wide",
+            Some(1),
+            &["*.example.com"],
+            vec![vec![prefix("/a")]],
+        ),
+        route(
+            "ns",
+            "narrow",
+            Some(2),
+            &["*.b.example.com"],
+            vec![vec![prefix("/")]],
+        ),
+        route(
+            "ns",
+            "exact",
+            Some(3),
+            &["x.b.example.com"],
+            vec![vec![prefix("/z")]],
+        ),
     ]);
     // The exact-host route has no matching rule: fall through to the longest wildcard.
-    assert_eq!(rr(&router, get("x.b.example.com", "/a/b")), some("narrow", 0));
+    assert_eq!(
+        rr(&router, get("x.b.example.com", "/a/b")),
+        some("narrow", 0)
+    );
     assert_eq!(rr(&router, get("x.b.example.com", "/z")), some("exact", 0));
     assert_eq!(rr(&router, get("y.example.com", "/a/b")), some("wide", 0));
     assert_eq!(rr(&router, get("y.example.com", "/b")), None);
@@ -466,7 +538,10 @@ fn route_hostname_rank_comes_first() {
     assert_eq!(rr(&router, get("a.b.c.example.com", "/a")), some("wide", 0));
     assert_eq!(rr(&router, get("example.com", "/a/b")), some("any", 0));
     // Port, case and trailing dot are ignored.
-    assert_eq!(rr(&router, get("X.B.Example.com.:8080", "/z")), some("exact", 0));
+    assert_eq!(
+        rr(&router, get("X.B.Example.com.:8080", "/z")),
+        some("exact", 0)
+    );
 }
 
 #[test]
@@ -475,14 +550,24 @@ fn listener_isolation() {
         listener(
             "exact",
             Some("a.example.com"),
-            vec![route("ns", "ra", Some(0), &["a.example.com"], vec![vec![exact("/only")]])],
+            vec![route(
+                "ns",
+                "ra",
+                Some(0),
+                &["a.example.com"],
+                vec![vec![exact("/only")]],
+            )],
         ),
         listener(
             "wild",
             Some("*.example.com"),
             vec![route("ns", "rw", Some(0), &[], vec![vec![prefix("/")]])],
         ),
-        listener("any", None, vec![route("ns", "rn", Some(0), &[], vec![vec![prefix("/")]])]),
+        listener(
+            "any",
+            None,
+            vec![route("ns", "rn", Some(0), &[], vec![vec![prefix("/")]])],
+        ),
     ]);
     let at = |host, path| hit(&router, &get(host, path)).map(|(l, r, _, _)| (l, r));
     let pair = |l: &str, r: &str| Some((l.to_owned(), r.to_owned()));
@@ -536,7 +621,10 @@ fn rule_then_match_order_breaks_ties() {
             vec![prefix("/a")],
         ],
     )]);
-    assert_eq!(hit(&router, &get("h", "/a")).map(|(_, _, u, m)| (u, m)), Some((0, 1)));
+    assert_eq!(
+        hit(&router, &get("h", "/a")).map(|(_, _, u, m)| (u, m)),
+        Some((0, 1))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,7 +638,12 @@ fn grpc_match(service: Option<&str>, method: Option<&str>) -> GrpcMatch {
     }
 }
 
-fn grpc_route(name: &str, created: i64, hostnames: &[&str], rules: Vec<Vec<GrpcMatch>>) -> GrpcRoute {
+fn grpc_route(
+    name: &str,
+    created: i64,
+    hostnames: &[&str],
+    rules: Vec<Vec<GrpcMatch>>,
+) -> GrpcRoute {
     GrpcRoute {
         id: RouteId {
             key: ObjectKey::new(ResourceKind::GrpcRoute, "ns", name),
@@ -580,7 +673,12 @@ fn grpc_router(routes: Vec<GrpcRoute>) -> HttpRouter {
     HttpRouter::new(&[Arc::new(l)])
 }
 
-fn grpc_hit(router: &HttpRouter, host: &str, service: &str, method: &str) -> Option<(String, usize)> {
+fn grpc_hit(
+    router: &HttpRouter,
+    host: &str,
+    service: &str,
+    method: &str,
+) -> Option<(String, usize)> {
     let headers: &[(&str, &str)] = &[];
     match router.route_grpc(host, service, method, headers) {
         GrpcRouting::Matched(m) => Some((m.route.id.key.name.clone(), m.rule.index)),
@@ -615,10 +713,22 @@ fn grpc_precedence() {
     assert_eq!(grpc_hit(&router, h, "pkg.Svc", "Put"), some("r", 1));
     assert_eq!(grpc_hit(&router, h, "other.Svc", "Get"), some("r", 0));
     // The service characters rank before the method characters.
-    assert_eq!(grpc_hit(&router, h, "pkg.Svc", "LongerMethodName"), some("r", 1));
-    assert_eq!(grpc_hit(&router, h, "other.Svc", "LongerMethodName"), some("r", 3));
-    assert_eq!(grpc_hit(&router, h, "other.Svc", "Put"), some("UNMATCHED", 0));
-    assert_eq!(grpc_hit(&router, "x.example.com", "a", "b"), some("UNMATCHED", 0));
+    assert_eq!(
+        grpc_hit(&router, h, "pkg.Svc", "LongerMethodName"),
+        some("r", 1)
+    );
+    assert_eq!(
+        grpc_hit(&router, h, "other.Svc", "LongerMethodName"),
+        some("r", 3)
+    );
+    assert_eq!(
+        grpc_hit(&router, h, "other.Svc", "Put"),
+        some("UNMATCHED", 0)
+    );
+    assert_eq!(
+        grpc_hit(&router, "x.example.com", "a", "b"),
+        some("UNMATCHED", 0)
+    );
     let headers: &[(&str, &str)] = &[("X", "1")];
     assert!(matches!(
         router.route_grpc("x.example.com", "a", "b", headers),
@@ -629,7 +739,13 @@ fn grpc_precedence() {
 
 #[test]
 fn grpc_without_routes_falls_back() {
-    let router = one_listener(vec![route("ns", "r", Some(0), &[], vec![vec![prefix("/")]])]);
+    let router = one_listener(vec![route(
+        "ns",
+        "r",
+        Some(0),
+        &[],
+        vec![vec![prefix("/")]],
+    )]);
     assert_eq!(grpc_hit(&router, "h", "pkg.Svc", "Get"), None);
 }
 
@@ -657,7 +773,11 @@ fn tls_listener(name: &str, hostname: Option<&str>, routes: Vec<TlsRoute>) -> Ar
 #[test]
 fn sni_exact_before_wildcard() {
     let router = SniRouter::new(&[
-        tls_listener("exact", Some("a.example.com"), vec![tls_route("ra", 0, &["a.example.com"])]),
+        tls_listener(
+            "exact",
+            Some("a.example.com"),
+            vec![tls_route("ra", 0, &["a.example.com"])],
+        ),
         tls_listener(
             "wild",
             Some("*.example.com"),
@@ -685,7 +805,10 @@ fn sni_exact_before_wildcard() {
         tls_listener("exact", Some("a.example.com"), vec![]),
         tls_listener("default", None, vec![]),
     ]);
-    assert_eq!(with_default.listener(None).map(|l| l.id.name.as_str()), Some("default"));
+    assert_eq!(
+        with_default.listener(None).map(|l| l.id.name.as_str()),
+        Some("default")
+    );
     assert_eq!(with_default.tls_route("a.example.com"), None);
 }
 
@@ -777,7 +900,11 @@ fn http_match_strategy() -> impl Strategy<Value = HttpMatch> {
                 _ => {
                     let normal = normalize_path(&path).unwrap();
                     let trimmed = normal.trim_end_matches('/');
-                    PathMatch::Prefix(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+                    PathMatch::Prefix(if trimmed.is_empty() {
+                        "/".into()
+                    } else {
+                        trimmed.into()
+                    })
                 }
             };
             HttpMatch {
@@ -801,7 +928,12 @@ fn http_match_strategy() -> impl Strategy<Value = HttpMatch> {
         })
 }
 
-type RouteSpec = (Vec<&'static str>, Vec<Vec<HttpMatch>>, Option<i64>, &'static str);
+type RouteSpec = (
+    Vec<&'static str>,
+    Vec<Vec<HttpMatch>>,
+    Option<i64>,
+    &'static str,
+);
 
 fn route_strategy(hosts: &'static [&'static str]) -> impl Strategy<Value = RouteSpec> {
     (
