@@ -1203,3 +1203,182 @@ proptest! {
         }
     }
 }
+
+fn grpc_condition(value: &str, regex: &str) -> StringMatch {
+    if value == "re" {
+        StringMatch::Regex(Pattern::new(regex).unwrap())
+    } else {
+        StringMatch::Exact(value.into())
+    }
+}
+
+fn grpc_match_strategy() -> impl Strategy<Value = GrpcMatch> {
+    (
+        prop::option::of(prop::sample::select(&["pkg.A", "pkg.Bb", "re"][..])),
+        prop::option::of(prop::sample::select(&["Get", "List", "re"][..])),
+        prop::collection::vec(
+            (
+                prop::sample::select(&["x-a", "x-b"][..]),
+                prop::sample::select(&["1", "2"][..]),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(|(service, method, headers)| GrpcMatch {
+            service: service.map(|s| grpc_condition(s, r"pkg\..*")),
+            method: method.map(|m| grpc_condition(m, "Get|Put")),
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| HeaderMatch {
+                    name: n.into(),
+                    value: StringMatch::Exact(v.into()),
+                })
+                .collect(),
+        })
+}
+
+fn grpc_listeners_strategy() -> impl Strategy<Value = Vec<Arc<Listener>>> {
+    let route = (
+        prop::collection::vec(prop::sample::select(ROUTE_HOSTS), 0..3),
+        prop::collection::vec(prop::collection::vec(grpc_match_strategy(), 1..4), 1..4),
+        prop::option::of(0..3i64),
+        prop::sample::select(&["ns1", "ns2"][..]),
+        any::<usize>(),
+    );
+    (
+        prop::sample::subsequence(LISTENER_HOSTS.to_vec(), 1..=LISTENER_HOSTS.len()),
+        prop::collection::vec(route, 0..20),
+    )
+        .prop_map(|(hosts, routes)| {
+            let mut listeners: Vec<Listener> = hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| Listener::clone(&listener(&format!("l{i}"), *h, vec![])))
+                .collect();
+            for (i, (hostnames, rules, created, namespace, at)) in routes.into_iter().enumerate() {
+                let name = format!("g{i}");
+                let mut route = grpc_route(&name, 0, &hostnames, rules);
+                route.order = RouteOrder::new(created, namespace, &name);
+                route.id.key.namespace = namespace.into();
+                let n = listeners.len();
+                listeners[at % n].grpc_routes.push(route);
+            }
+            listeners.into_iter().map(Arc::new).collect()
+        })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum GrpcOutcome {
+    Matched(String, String, usize),
+    Unmatched,
+    NoGrpcRoutes,
+}
+
+fn grpc_outcome(
+    router: &HttpRouter,
+    host: &str,
+    service: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+) -> GrpcOutcome {
+    match router.route_grpc(host, service, method, headers) {
+        GrpcRouting::Matched(m) => GrpcOutcome::Matched(
+            m.listener.id.name.clone(),
+            m.route.id.key.name.clone(),
+            m.rule.index,
+        ),
+        GrpcRouting::Unmatched => GrpcOutcome::Unmatched,
+        GrpcRouting::NoGrpcRoutes => GrpcOutcome::NoGrpcRoutes,
+    }
+}
+
+fn grpc_reference(
+    listeners: &[Arc<Listener>],
+    host: &str,
+    service: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+) -> GrpcOutcome {
+    let Some(listener) = reference::select_listener(listeners, host) else {
+        return GrpcOutcome::NoGrpcRoutes;
+    };
+    let exact_len = |c: &Option<StringMatch>| match c {
+        Some(StringMatch::Exact(v)) => v.len(),
+        _ => 0,
+    };
+    let mut served = false;
+    let mut best = None;
+    for route in &listener.grpc_routes {
+        let Some(host_rank) = reference::route_host_rank(&route.hostnames, host) else {
+            continue;
+        };
+        served = true;
+        for (u, rule) in route.rules.iter().enumerate() {
+            for (mi, m) in rule.matches.iter().enumerate() {
+                let ok = m.service.as_ref().is_none_or(|s| s.matches(service))
+                    && m.method.as_ref().is_none_or(|s| s.matches(method))
+                    && m.headers.iter().all(|h| reference::header_ok(headers, h));
+                if !ok {
+                    continue;
+                }
+                let key = (
+                    host_rank,
+                    exact_len(&m.service),
+                    exact_len(&m.method),
+                    m.headers.len(),
+                    Reverse(&route.order),
+                    Reverse(u),
+                    Reverse(mi),
+                );
+                if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                    best = Some((
+                        key,
+                        (
+                            listener.id.name.clone(),
+                            route.id.key.name.clone(),
+                            rule.index,
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    match best {
+        Some((_, (l, r, u))) => GrpcOutcome::Matched(l, r, u),
+        None if served => GrpcOutcome::Unmatched,
+        None => GrpcOutcome::NoGrpcRoutes,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn grpc_router_agrees_with_reference(
+        listeners in grpc_listeners_strategy(),
+        calls in prop::collection::vec(
+            (
+                prop::sample::select(REQUEST_HOSTS),
+                prop::sample::select(&["pkg.A", "pkg.Bb", "other.C"][..]),
+                prop::sample::select(&["Get", "List", "Put"][..]),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(&["x-a", "X-B"][..]),
+                        prop::sample::select(&["1", "2"][..]),
+                    ),
+                    0..3,
+                ),
+            ),
+            1..16,
+        ),
+    ) {
+        let router = HttpRouter::new(&listeners);
+        for (host, service, method, headers) in &calls {
+            prop_assert_eq!(
+                grpc_outcome(&router, host, service, method, headers),
+                grpc_reference(&listeners, host, service, method, headers),
+                "{} /{}/{} {:?}", host, service, method, headers
+            );
+        }
+    }
+}
