@@ -9,6 +9,8 @@
 //! of them is not Accepted, Programmed or ResolvedRefs (or is PartiallyInvalid), or when a
 //! manifest does not load. Serving (`gateway run`) arrives with the data plane.
 
+#![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,7 +19,11 @@ use gateway_core::compile::{Options, compile};
 use gateway_file::LoadOptions;
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "An embeddable Kubernetes Gateway API gateway")]
+#[command(
+    name = "gateway",
+    version,
+    about = "An embeddable Kubernetes Gateway API gateway"
+)]
 struct Cli {
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive).
     #[arg(long, global = true, default_value = "warn", env = "GATEWAY_LOG")]

@@ -168,5 +168,68 @@ fn bench_route(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_route);
+/// A snapshot of `n` HTTPRoutes over 1 000 hostnames on one Gateway, each with three rules
+/// (prefix, exact with a header, regex) and a backend Service with endpoints.
+fn snapshot(n: usize) -> gateway_core::model::Snapshot {
+    use gateway_core::model::Resource;
+    use serde_json::json;
+    let mut docs = vec![
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+               "metadata": {"name": "gc"}, "spec": {"controllerName": "example.com/gw"}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": "gw", "namespace": "infra"},
+               "spec": {"gatewayClassName": "gc", "listeners": [
+                   {"name": "http", "port": 80, "protocol": "HTTP",
+                    "allowedRoutes": {"namespaces": {"from": "All"}}}]}}),
+    ];
+    for s in 0..100 {
+        docs.push(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("svc-{s}"), "namespace": "apps"},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}));
+        docs.push(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("svc-{s}-a"), "namespace": "apps",
+                         "labels": {"kubernetes.io/service-name": format!("svc-{s}")}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [{"addresses": [format!("10.0.{s}.1")]}, {"addresses": [format!("10.0.{s}.2")]}]}));
+    }
+    for i in 0..n {
+        docs.push(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": format!("route-{i}"), "namespace": "apps",
+                         "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"parentRefs": [{"name": "gw", "namespace": "infra"}],
+                     "hostnames": [format!("svc-{}.example.com", i % 1000)],
+                     "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": format!("/api/v{}/users", i % 7)}}],
+                 "backendRefs": [{"name": format!("svc-{}", i % 100), "port": 80}]},
+                {"matches": [{"path": {"type": "Exact", "value": format!("/items/{i}")},
+                              "headers": [{"name": "x-tenant", "value": "a"}]}],
+                 "backendRefs": [{"name": format!("svc-{}", (i + 1) % 100), "port": 80}]},
+                {"matches": [{"path": {"type": "RegularExpression", "value": format!("/r{i}/[0-9]+")}}],
+                 "backendRefs": [{"name": format!("svc-{}", (i + 2) % 100), "port": 80}]}]}}));
+    }
+    docs.into_iter()
+        .map(|d| Resource::from_json(d).expect("valid").expect("known kind"))
+        .collect()
+}
+
+/// Compile time of a whole snapshot, and the router build for its one bind.
+fn bench_compile(c: &mut Criterion) {
+    use gateway_core::compile::{Options, compile};
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for n in [1_000usize, 10_000] {
+        let snapshot = snapshot(n);
+        group.bench_with_input(BenchmarkId::new("http_routes", n), &snapshot, |b, s| {
+            b.iter(|| black_box(compile(s, &Options::default())))
+        });
+        let (ir, _) = compile(&snapshot, &Options::default());
+        group.bench_with_input(BenchmarkId::new("router_build", n), &ir, |b, ir| {
+            b.iter(|| black_box(HttpRouter::new(&ir.binds[0].listeners)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_route, bench_compile);
 criterion_main!(benches);

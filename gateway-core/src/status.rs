@@ -181,17 +181,22 @@ impl Status {
             }
         };
         for class in &self.gateway_classes {
-            push("GatewayClass", qualified(&class.key), &class.status.conditions);
+            push(
+                "GatewayClass",
+                qualified(&class.key),
+                &class.status.conditions,
+            );
         }
         for gateway in &self.gateways {
-            push("Gateway", qualified(&gateway.key), &gateway.status.conditions);
+            push(
+                "Gateway",
+                qualified(&gateway.key),
+                &gateway.status.conditions,
+            );
             for listener in &gateway.status.listeners {
                 push(
                     "  Listener",
-                    format!(
-                        "{} ({} routes)",
-                        listener.name, listener.attached_routes
-                    ),
+                    format!("{} ({} routes)", listener.name, listener.attached_routes),
                     &listener.conditions,
                 );
             }
