@@ -187,18 +187,26 @@ fn string_match(type_: Option<&StringMatchType>, value: &str) -> Option<StringMa
 }
 
 /// Header conditions with lower-case names; only the first entry of a name counts (spec).
-fn header_matches(headers: &[HttpHeaderMatch]) -> Vec<HeaderMatch> {
+/// `Err` names a header whose condition cannot be built.
+fn header_matches(headers: &[HttpHeaderMatch]) -> Result<Vec<HeaderMatch>, String> {
     let mut out: Vec<HeaderMatch> = Vec::new();
     for h in headers {
         let name = h.name.to_ascii_lowercase();
         if out.iter().any(|m| m.name == name) {
             continue;
         }
-        if let Some(value) = string_match(h.type_.as_ref(), &h.value) {
-            out.push(HeaderMatch { name, value });
-        }
+        let value = string_match(h.type_.as_ref(), &h.value).ok_or_else(|| h.name.clone())?;
+        out.push(HeaderMatch { name, value });
     }
-    out
+    Ok(out)
+}
+
+fn one_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
 }
 
 /// PathPrefix values are compared segment-wise, so a trailing `/` carries no meaning.
@@ -222,12 +230,13 @@ fn http_backends(
     problems: &mut Problems,
 ) -> Vec<WeightedBackend> {
     let mut out = Vec::new();
-    for (i, backend_ref) in refs.iter().enumerate() {
+    for (i, with_filters) in refs.iter().enumerate() {
+        let backend_ref = with_filters.backend_ref();
         let backend = backend::to_backend(
             backend::resolve(
                 index,
                 route,
-                &backend_ref.backend,
+                &backend_ref,
                 default_protocol,
                 PortProtocol::Tcp,
             ),
@@ -236,11 +245,11 @@ fn http_backends(
         let filters = translate_filters(
             index,
             route,
-            &backend_ref.filters,
+            &with_filters.filters,
             &format!("{field}[{i}].filters"),
             problems,
         );
-        let weight = u32::try_from(backend_ref.backend.weight().max(0)).unwrap_or(u32::MAX);
+        let weight = u32::try_from(backend_ref.weight().max(0)).unwrap_or(u32::MAX);
         if weight == 0 {
             continue;
         }
@@ -309,6 +318,9 @@ pub(super) fn http_rules(
     let mut out = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
+        // A condition that cannot be built drops the whole rule: dropping only the condition
+        // would widen what the rule matches.
+        let mut broken: Option<String> = None;
         let mut matches = Vec::new();
         for m in &rule.matches {
             let path = match &m.path {
@@ -318,7 +330,13 @@ pub(super) fn http_rules(
                     PathMatchType::PathPrefix => PathMatch::Prefix(prefix_value(p.value())),
                     PathMatchType::RegularExpression => match Pattern::new(p.value()) {
                         Ok(pattern) => PathMatch::Regex(pattern),
-                        Err(_) => continue,
+                        Err(e) => {
+                            broken.get_or_insert(format!(
+                                "{field}: path regular expression cannot be built: {}",
+                                one_line(&e.to_string())
+                            ));
+                            continue;
+                        }
                     },
                     PathMatchType::Unknown(_) => continue,
                 },
@@ -328,19 +346,40 @@ pub(super) fn http_rules(
                 if query_params.iter().any(|existing| existing.name == q.name) {
                     continue;
                 }
-                if let Some(value) = string_match(q.type_.as_ref(), &q.value) {
-                    query_params.push(QueryParamMatch {
+                match string_match(q.type_.as_ref(), &q.value) {
+                    Some(value) => query_params.push(QueryParamMatch {
                         name: q.name.clone(),
                         value,
-                    });
+                    }),
+                    None => {
+                        broken.get_or_insert(format!(
+                            "{field}: query parameter {:?} condition cannot be built",
+                            q.name
+                        ));
+                    }
                 }
             }
+            let headers = match header_matches(&m.headers) {
+                Ok(h) => h,
+                Err(name) => {
+                    broken.get_or_insert(format!(
+                        "{field}: header {name:?} condition cannot be built"
+                    ));
+                    continue;
+                }
+            };
             matches.push(ir::HttpMatch {
                 path,
                 method: m.method.as_ref().map(|m| m.as_str().to_ascii_uppercase()),
-                headers: header_matches(&m.headers),
+                headers,
                 query_params,
             });
+        }
+        if let Some(message) = broken {
+            problems
+                .unsupported
+                .push(format!("{message}; the rule is not served"));
+            continue;
         }
         if matches.is_empty() {
             matches.push(ir::HttpMatch {
@@ -421,34 +460,48 @@ pub(super) fn grpc_rules(
     let mut out = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
+        let mut broken: Option<String> = None;
         let mut matches = Vec::new();
         for m in &rule.matches {
             let (service, method) = match &m.method {
                 None => (None, None),
                 Some(mm) => {
                     let t = mm.type_.as_ref();
-                    let service = match &mm.service {
-                        Some(s) => match string_match(t, s) {
-                            Some(v) => Some(v),
-                            None => continue,
-                        },
-                        None => None,
+                    let build = |value: &Option<String>| match value {
+                        Some(s) => string_match(t, s).map(Some),
+                        None => Some(None),
                     };
-                    let method = match &mm.method {
-                        Some(s) => match string_match(t, s) {
-                            Some(v) => Some(v),
-                            None => continue,
-                        },
-                        None => None,
-                    };
-                    (service, method)
+                    match (build(&mm.service), build(&mm.method)) {
+                        (Some(service), Some(method)) => (service, method),
+                        _ => {
+                            broken.get_or_insert(format!(
+                                "{field}: method condition cannot be built"
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let headers = match header_matches(&m.headers) {
+                Ok(h) => h,
+                Err(name) => {
+                    broken.get_or_insert(format!(
+                        "{field}: header {name:?} condition cannot be built"
+                    ));
+                    continue;
                 }
             };
             matches.push(ir::GrpcMatch {
                 service,
                 method,
-                headers: header_matches(&m.headers),
+                headers,
             });
+        }
+        if let Some(message) = broken {
+            problems
+                .unsupported
+                .push(format!("{message}; the rule is not served"));
+            continue;
         }
         if matches.is_empty() {
             matches.push(ir::GrpcMatch {

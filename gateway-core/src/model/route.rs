@@ -432,12 +432,30 @@ pub struct Cors {
 }
 
 /// A backendRef of an HTTPRoute or GRPCRoute rule, with its own filters.
+///
+/// The fields of [`BackendRef`] are repeated rather than flattened: serde's `flatten` buffers
+/// the object, and parsers then lose the position of a bad field.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpBackendRef {
-    /// The backend and its weight.
-    #[serde(flatten)]
-    pub backend: BackendRef,
+    /// Group; default `""` (core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind; default `Service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the referent.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace; default the Route's namespace (another one needs a ReferenceGrant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Port of the Service (required for Services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Share of traffic; default 1, 0 means no traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i64>,
     /// Filters applied only to requests sent to this backend.
     #[serde(
         default,
@@ -445,6 +463,20 @@ pub struct HttpBackendRef {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub filters: Vec<HttpRouteFilter>,
+}
+
+impl HttpBackendRef {
+    /// The reference without its filters.
+    pub fn backend_ref(&self) -> BackendRef {
+        BackendRef {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            port: self.port,
+            weight: self.weight,
+        }
+    }
 }
 
 /// `timeouts` of an HTTPRoute rule (Gateway API durations such as `10s`, `500ms`, `1h30m`).

@@ -109,7 +109,7 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
     e.max_items(&refs, rule.backend_refs.len(), 16);
     for (i, b) in rule.backend_refs.iter().enumerate() {
         let bp = format!("{refs}[{i}]");
-        e.backend_ref(&bp, &b.backend);
+        e.backend_ref(&bp, &b.backend_ref());
         filters(
             e,
             &format!("{bp}.filters"),
@@ -671,7 +671,7 @@ fn grpc_rule(e: &mut Errors, path: &str, rule: &GrpcRouteRule) {
     e.max_items(&refs, rule.backend_refs.len(), 16);
     for (i, b) in rule.backend_refs.iter().enumerate() {
         let bp = format!("{refs}[{i}]");
-        e.backend_ref(&bp, &b.backend);
+        e.backend_ref(&bp, &b.backend_ref());
         filters(
             e,
             &format!("{bp}.filters"),
