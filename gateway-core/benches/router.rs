@@ -217,7 +217,7 @@ fn rules(i: usize) -> serde_json::Value {
                             "headers": [{"name": "x-tenant", "value": "a"}]}],
                "backendRefs": [{"name": format!("svc-{}", (i + 1) % 100), "port": 80}]}),
     ];
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         rules.push(json!({"matches": [{"path": {"type": "RegularExpression", "value": format!("/r{i}/[0-9]+")}}],
                           "backendRefs": [{"name": format!("svc-{}", (i + 2) % 100), "port": 80}]}));
     }
