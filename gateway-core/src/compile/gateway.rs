@@ -557,25 +557,7 @@ fn resolve_certificate(
         .namespace
         .as_deref()
         .unwrap_or(&gateway_key.namespace);
-    let from = RefEnd {
-        group: GATEWAY_GROUP,
-        kind: "Gateway",
-        namespace: &gateway_key.namespace,
-    };
-    let to = RefEnd {
-        group: "",
-        kind: "Secret",
-        namespace,
-    };
-    if !index.reference_allowed(&from, &to, &cert_ref.name) {
-        return Err((
-            "RefNotPermitted",
-            format!(
-                "Secret {namespace}/{} is in another namespace and no ReferenceGrant allows it",
-                cert_ref.name
-            ),
-        ));
-    }
+    gateway_may_refer(index, gateway_key, "Secret", namespace, &cert_ref.name)?;
     let Some(secret) = index.secret(namespace, &cert_ref.name) else {
         return Err((
             invalid_reason,
@@ -615,6 +597,37 @@ fn resolve_certificate(
     })
 }
 
+/// Whether a Gateway may refer to a core object (`Secret`, `ConfigMap`) in `namespace`: its
+/// own namespace always, another one only through a ReferenceGrant there.
+fn gateway_may_refer(
+    index: &Index<'_>,
+    gateway_key: &ObjectKey,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), (&'static str, String)> {
+    let from = RefEnd {
+        group: GATEWAY_GROUP,
+        kind: "Gateway",
+        namespace: &gateway_key.namespace,
+    };
+    let to = RefEnd {
+        group: "",
+        kind,
+        namespace,
+    };
+    if index.reference_allowed(&from, &to, name) {
+        Ok(())
+    } else {
+        Err((
+            "RefNotPermitted",
+            format!(
+                "{kind} {namespace}/{name} is in another namespace and no ReferenceGrant allows it"
+            ),
+        ))
+    }
+}
+
 /// Frontend client-certificate validation for a listener port: the per-port entry, else the
 /// default. `Err` carries the listener ResolvedRefs reason.
 fn frontend_validation(
@@ -650,25 +663,7 @@ fn frontend_validation(
             .namespace
             .as_deref()
             .unwrap_or(&gateway_key.namespace);
-        let from = RefEnd {
-            group: GATEWAY_GROUP,
-            kind: "Gateway",
-            namespace: &gateway_key.namespace,
-        };
-        let to = RefEnd {
-            group: "",
-            kind: "ConfigMap",
-            namespace,
-        };
-        if !index.reference_allowed(&from, &to, &ca_ref.name) {
-            return Err((
-                "RefNotPermitted",
-                format!(
-                    "ConfigMap {namespace}/{} is in another namespace and no ReferenceGrant allows it",
-                    ca_ref.name
-                ),
-            ));
-        }
+        gateway_may_refer(index, gateway_key, "ConfigMap", namespace, &ca_ref.name)?;
         let pem = index
             .config_map(namespace, &ca_ref.name)
             .and_then(|c| c.get("ca.crt"))

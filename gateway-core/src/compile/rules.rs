@@ -295,6 +295,51 @@ fn action(
     RuleAction::Forward(backends)
 }
 
+/// The parts HTTPRoute and GRPCRoute rules share.
+struct RuleParts<'a> {
+    filters: &'a [HttpRouteFilter],
+    backend_refs: &'a [HttpBackendRef],
+    session_persistence: bool,
+    protocol: AppProtocol,
+}
+
+/// Translates a rule's filters and backends into its filters and action.
+fn filters_and_action(
+    index: &Index<'_>,
+    route: &ObjectKey,
+    field: &str,
+    parts: RuleParts<'_>,
+    problems: &mut Problems,
+) -> (Vec<HttpFilter>, RuleAction) {
+    let filters = translate_filters(
+        index,
+        route,
+        parts.filters,
+        &format!("{field}.filters"),
+        problems,
+    );
+    let backends = http_backends(
+        index,
+        route,
+        parts.backend_refs,
+        parts.protocol,
+        &format!("{field}.backendRefs"),
+        problems,
+    );
+    if parts.session_persistence {
+        problems.unsupported.push(format!(
+            "{field}.sessionPersistence is not supported; traffic is balanced without it"
+        ));
+    }
+    let action = action(
+        filters.redirect,
+        filters.fail,
+        backends,
+        !parts.backend_refs.is_empty(),
+    );
+    (filters.filters, action)
+}
+
 fn timeout(value: Option<&str>) -> Option<std::time::Duration> {
     validate::parse_duration(value?)
         .ok()
@@ -389,26 +434,18 @@ pub(super) fn http_rules(
                 query_params: Vec::new(),
             });
         }
-        let filters = translate_filters(
+        let (filters, action) = filters_and_action(
             index,
             route,
-            &rule.filters,
-            &format!("{field}.filters"),
+            &field,
+            RuleParts {
+                filters: &rule.filters,
+                backend_refs: &rule.backend_refs,
+                session_persistence: rule.session_persistence.is_some(),
+                protocol: AppProtocol::Http1,
+            },
             problems,
         );
-        let backends = http_backends(
-            index,
-            route,
-            &rule.backend_refs,
-            AppProtocol::Http1,
-            &format!("{field}.backendRefs"),
-            problems,
-        );
-        if rule.session_persistence.is_some() {
-            problems.unsupported.push(format!(
-                "{field}.sessionPersistence is not supported; requests are balanced without it"
-            ));
-        }
         let retry = rule.retry.as_ref().map(|r| ir::Retry {
             codes: r
                 .codes
@@ -422,13 +459,8 @@ pub(super) fn http_rules(
             index: i,
             name: rule.name.clone(),
             matches,
-            filters: filters.filters,
-            action: action(
-                filters.redirect,
-                filters.fail,
-                backends,
-                !rule.backend_refs.is_empty(),
-            ),
+            filters,
+            action,
             timeouts: Timeouts {
                 request: timeout(rule.timeouts.as_ref().and_then(|t| t.request.as_deref())),
                 backend_request: timeout(
@@ -510,33 +542,26 @@ pub(super) fn grpc_rules(
                 headers: Vec::new(),
             });
         }
-        let filters = translate_filters(
+        // GRPCRoute filters never redirect (validation rejects it), so `action` forwards or
+        // answers.
+        let (filters, action) = filters_and_action(
             index,
             route,
-            &rule.filters,
-            &format!("{field}.filters"),
+            &field,
+            RuleParts {
+                filters: &rule.filters,
+                backend_refs: &rule.backend_refs,
+                session_persistence: rule.session_persistence.is_some(),
+                protocol: AppProtocol::H2c,
+            },
             problems,
         );
-        let backends = http_backends(
-            index,
-            route,
-            &rule.backend_refs,
-            AppProtocol::H2c,
-            &format!("{field}.backendRefs"),
-            problems,
-        );
-        if rule.session_persistence.is_some() {
-            problems.unsupported.push(format!(
-                "{field}.sessionPersistence is not supported; calls are balanced without it"
-            ));
-        }
         out.push(ir::GrpcRule {
             index: i,
             name: rule.name.clone(),
             matches,
-            filters: filters.filters,
-            // A redirect is not a GRPCRoute filter; validation rejects it.
-            action: action(None, filters.fail, backends, !rule.backend_refs.is_empty()),
+            filters,
+            action,
         });
     }
     out
