@@ -211,9 +211,9 @@ pub struct TestCase {
     /// Features it requires.
     #[serde(default)]
     pub features: Vec<String>,
-    /// Profile → `core` / `extended`.
+    /// Profiles the test counts in.
     #[serde(default)]
-    pub profiles: BTreeMap<String, String>,
+    pub profiles: Profiles,
     /// Manifest files, relative to the upstream `conformance/` folder.
     #[serde(default)]
     pub manifests: Vec<String>,
@@ -226,6 +226,22 @@ pub struct TestCase {
     /// What the Go test checks beyond the cases (for status-only tests: everything).
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// `profiles` of a test: profile → `core` / `extended`, or a note saying why it counts in none.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Profiles {
+    /// Profile name → `core` or `extended`.
+    Map(BTreeMap<String, String>),
+    /// Why the test is in no profile (`none (…)`).
+    None(String),
+}
+
+impl Default for Profiles {
+    fn default() -> Self {
+        Profiles::Map(BTreeMap::new())
+    }
 }
 
 impl TestCase {
