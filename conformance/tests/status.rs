@@ -11,7 +11,7 @@
 //!
 //! Run with `cargo test -p conformance --test status -- --nocapture` to see the report.
 // Test helpers: a broken fixture or an absent suite should fail loudly, not be handled.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
