@@ -9,7 +9,7 @@
 //! through the API server are made on the snapshot, bumping `metadata.generation` as the API
 //! server would.
 //!
-//! Run with `cargo test -p conformance --test status -- --nocapture` to see the report.
+//! `cargo test -p conformance` prints the report (this test is its own harness).
 // Test helpers: a broken fixture or an absent suite should fail loudly, not be handled.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
