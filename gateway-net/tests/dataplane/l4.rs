@@ -1,0 +1,1 @@
+//! Tests of the l4 data plane (filled by its issue).
