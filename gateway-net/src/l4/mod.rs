@@ -41,6 +41,38 @@ impl UdpBindState {
     }
 }
 
+/// Forwards a client byte stream to one of `backends` (chosen by weight): writes `prefix`
+/// first (the ClientHello a TLS passthrough peeked), then copies both directions until both
+/// sides are done. Used by TCP listeners and by TLS passthrough/terminate listeners.
+///
+/// Skeleton: connects to the first endpoint of the first usable backend; the L4 issue adds
+/// weights, endpoint balancing, timeouts and limits.
+pub(crate) async fn proxy_stream<IO>(
+    mut client: IO,
+    prefix: bytes::Bytes,
+    backends: &[ir::WeightedBackend],
+    ctx: &ConnCtx,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    use tokio::io::AsyncWriteExt;
+    let endpoint = backends.iter().find_map(|b| match &b.backend {
+        ir::Backend::Service(s) => s.endpoints.first().copied(),
+        ir::Backend::Invalid { .. } => None,
+    });
+    let Some(endpoint) = endpoint else {
+        tracing::debug!(peer = %ctx.peer, "no usable backend; closing");
+        return;
+    };
+    let Ok(mut upstream) = TcpStream::connect(endpoint).await else {
+        return;
+    };
+    if upstream.write_all(&prefix).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
 /// Proxies one TCP connection.
 pub(crate) async fn serve_tcp(_state: Arc<TcpBindState>, _stream: TcpStream, _ctx: ConnCtx) {}
 
