@@ -1,1 +1,25 @@
-//! placeholder
+//! The gateway data plane: listeners, TLS, HTTP/1.1, HTTP/2, h2c, gRPC, TCP and UDP proxying.
+//!
+//! A [`Gateway`] serves an [`Ir`](gateway_core::ir::Ir) compiled by `gateway-core`.
+//! [`Gateway::apply`] reconciles the sockets with a new Ir: it binds new addresses, stops
+//! accepting on removed ones (their open connections drain within a deadline), leaves the
+//! others alone, and swaps each socket's routing, certificates and backends atomically. A
+//! connection or request reads the configuration with one atomic load when it starts, so a
+//! reload never cuts what is in flight.
+//!
+//! The library starts no runtime and installs no global allocator or logger: the embedding
+//! binary owns those.
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod http;
+mod l4;
+mod listener;
+mod runtime;
+mod shared;
+mod tls;
+
+pub use config::{GatewayConfig, HttpLimits, L4Limits, ListenerConfig, TlsLimits};
+pub use error::Error;
+pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue};

@@ -1,0 +1,42 @@
+//! Limits and timeouts of the data plane. Every limit has a documented default and can be
+//! changed by the embedding binary.
+
+use std::time::Duration;
+
+pub use crate::http::HttpLimits;
+pub use crate::l4::L4Limits;
+pub use crate::tls::TlsLimits;
+
+/// Everything the data plane can be tuned with.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// Socket options.
+    pub listener: ListenerConfig,
+    /// HTTP/1.1, HTTP/2 and upstream limits and timeouts.
+    pub http: HttpLimits,
+    /// TLS handshake limits.
+    pub tls: TlsLimits,
+    /// TCP and UDP proxying limits.
+    pub l4: L4Limits,
+}
+
+/// Socket options of every listener.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ListenerConfig {
+    /// `listen(2)` backlog. Default 1024.
+    pub backlog: i32,
+    /// How long open connections of a removed listener (or of the whole gateway on shutdown)
+    /// may take to finish before they are closed. Default 30 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            backlog: 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}

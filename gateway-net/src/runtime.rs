@@ -1,0 +1,291 @@
+//! The [`Gateway`] handle: apply a configuration, report what is bound, drain and shut down.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use gateway_core::ir::{self, BindProtocol, Ir, ListenerId, Transport};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::listener::{self, BindSignals};
+use crate::shared::Shared;
+
+/// The configuration of one socket, swapped atomically on apply.
+#[derive(Debug)]
+pub(crate) enum BindState {
+    /// Cleartext HTTP/1.1 and h2c.
+    Http(Arc<crate::http::HttpBindState>),
+    /// TLS, dispatched by SNI.
+    Tls(Arc<crate::tls::TlsBindState>),
+    /// Raw TCP.
+    Tcp(Arc<crate::l4::TcpBindState>),
+    /// UDP datagrams.
+    Udp(Arc<crate::l4::UdpBindState>),
+}
+
+impl BindState {
+    /// Builds the state of a bind; problems with single listeners (a certificate rustls
+    /// refuses) are reported and those listeners left out.
+    fn build(bind: &ir::Bind, shared: &Arc<Shared>) -> (BindState, Vec<ListenerIssue>) {
+        match bind.protocol {
+            BindProtocol::Http => {
+                let (state, issues) = crate::http::HttpBindState::build(&bind.listeners, shared);
+                (BindState::Http(Arc::new(state)), issues)
+            }
+            BindProtocol::Tls => {
+                let (state, issues) = crate::tls::TlsBindState::build(&bind.listeners, shared);
+                (BindState::Tls(Arc::new(state)), issues)
+            }
+            BindProtocol::Tcp => {
+                let (state, issues) = crate::l4::TcpBindState::build(&bind.listeners, shared);
+                (BindState::Tcp(Arc::new(state)), issues)
+            }
+            BindProtocol::Udp => {
+                let (state, issues) = crate::l4::UdpBindState::build(&bind.listeners, shared);
+                (BindState::Udp(Arc::new(state)), issues)
+            }
+        }
+    }
+}
+
+/// A listener the data plane could not serve as compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerIssue {
+    /// Which listener.
+    pub listener: ListenerId,
+    /// Why (for the listener's status and logs).
+    pub message: String,
+}
+
+/// A socket that could not be bound; its listeners are not served (`PortUnavailable`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindFailure {
+    /// The address that was asked for.
+    pub address: SocketAddr,
+    /// The listeners that wanted it.
+    pub listeners: Vec<ListenerId>,
+    /// The operating system's answer.
+    pub message: String,
+}
+
+/// What [`Gateway::apply`] did not manage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Sockets that could not be bound.
+    pub bind_failures: Vec<BindFailure>,
+    /// Listeners left out of a socket's configuration.
+    pub listener_issues: Vec<ListenerIssue>,
+}
+
+impl ApplyReport {
+    /// Whether everything in the Ir is being served.
+    pub fn is_complete(&self) -> bool {
+        self.bind_failures.is_empty() && self.listener_issues.is_empty()
+    }
+}
+
+/// A socket the gateway serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundSocket {
+    /// The address the Ir asked for.
+    pub requested: SocketAddr,
+    /// The address bound (differs when port 0 was asked for).
+    pub local: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// The protocol currently served.
+    pub protocol: BindProtocol,
+    /// The listeners currently served on it.
+    pub listeners: Vec<ListenerId>,
+}
+
+struct Running {
+    protocol: BindProtocol,
+    local: SocketAddr,
+    listeners: Vec<ListenerId>,
+    state: Arc<ArcSwap<BindState>>,
+    signals: BindSignals,
+}
+
+/// A running gateway. Cheap to clone; every clone controls the same sockets.
+///
+/// ```no_run
+/// # async fn demo(ir: gateway_core::ir::Ir) {
+/// use gateway_net::{Gateway, GatewayConfig};
+/// let gateway = Gateway::new(GatewayConfig::default());
+/// let report = gateway.apply(&ir).await;
+/// assert!(report.is_complete(), "{report:?}");
+/// // ... later, on SIGTERM:
+/// gateway.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    running: Arc<Mutex<BTreeMap<(SocketAddr, Transport), Running>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway with no sockets yet. Must be created inside a tokio runtime's context only
+    /// when `apply` is called: sockets are registered with the runtime that runs `apply`.
+    pub fn new(config: GatewayConfig) -> Gateway {
+        Gateway {
+            shared: Shared::new(config),
+            running: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// Makes the gateway serve `ir`: binds new sockets, stops accepting on sockets the Ir no
+    /// longer has (their connections drain within `ListenerConfig::drain_timeout`), and swaps
+    /// the configuration of the others without touching their sockets or connections.
+    pub async fn apply(&self, ir: &Ir) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let mut running = self.running.lock().await;
+        let mut wanted = std::collections::BTreeSet::new();
+        for bind in &ir.binds {
+            let key = (bind.socket_addr(), bind.protocol.transport());
+            wanted.insert(key);
+            let (state, issues) = BindState::build(bind, &self.shared);
+            report.listener_issues.extend(issues);
+            let listeners: Vec<ListenerId> = bind.listeners.iter().map(|l| l.id.clone()).collect();
+            if let Some(existing) = running.get_mut(&key) {
+                existing.state.store(Arc::new(state));
+                existing.protocol = bind.protocol;
+                existing.listeners = listeners;
+                continue;
+            }
+            match self.start(bind, state) {
+                Ok((local, state, signals)) => {
+                    tracing::info!(address = %local, protocol = ?bind.protocol, "listening");
+                    running.insert(
+                        key,
+                        Running {
+                            protocol: bind.protocol,
+                            local,
+                            listeners,
+                            state,
+                            signals,
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(address = %key.0, %error, "cannot bind");
+                    report.bind_failures.push(BindFailure {
+                        address: key.0,
+                        listeners,
+                        message: error.to_string(),
+                    });
+                }
+            }
+        }
+        let removed: Vec<_> = running.keys().filter(|k| !wanted.contains(k)).copied().collect();
+        for key in removed {
+            if let Some(gone) = running.remove(&key) {
+                tracing::info!(address = %gone.local, "listener removed; draining its connections");
+                self.drain(gone.signals);
+            }
+        }
+        report
+    }
+
+    fn start(
+        &self,
+        bind: &ir::Bind,
+        state: BindState,
+    ) -> std::io::Result<(SocketAddr, Arc<ArcSwap<BindState>>, BindSignals)> {
+        let state = Arc::new(ArcSwap::from_pointee(state));
+        let signals = BindSignals {
+            graceful: CancellationToken::new(),
+            kill: CancellationToken::new(),
+        };
+        let address = bind.socket_addr();
+        let local = match bind.protocol.transport() {
+            Transport::Tcp => {
+                let socket = listener::bind_tcp(address, self.shared.config.listener.backlog)?;
+                let local = socket.local_addr()?;
+                self.shared.tracker.spawn(listener::accept_loop(
+                    socket,
+                    state.clone(),
+                    signals.clone(),
+                    self.shared.clone(),
+                ));
+                local
+            }
+            Transport::Udp => {
+                let socket = listener::bind_udp(address)?;
+                let local = socket.local_addr()?;
+                self.shared.tracker.spawn(crate::l4::run_udp(
+                    socket,
+                    state.clone(),
+                    signals.clone(),
+                    self.shared.clone(),
+                ));
+                local
+            }
+        };
+        Ok((local, state, signals))
+    }
+
+    /// Stops accepting and asks connections to finish; closes what is left after the drain
+    /// deadline.
+    fn drain(&self, signals: BindSignals) {
+        signals.graceful.cancel();
+        let deadline = self.shared.config.listener.drain_timeout;
+        // Not tracked: shutdown must not wait for this timer, only for connections.
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            signals.kill.cancel();
+        });
+    }
+
+    /// The sockets currently served.
+    pub async fn bound(&self) -> Vec<BoundSocket> {
+        let running = self.running.lock().await;
+        running
+            .iter()
+            .map(|((requested, transport), r)| BoundSocket {
+                requested: *requested,
+                local: r.local,
+                transport: *transport,
+                protocol: r.protocol,
+                listeners: r.listeners.clone(),
+            })
+            .collect()
+    }
+
+    /// Stops accepting on every socket, lets open connections finish within the drain
+    /// deadline, then closes the rest and returns when every connection task has ended.
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        let deadline = self.shared.config.listener.drain_timeout;
+        let signals: Vec<BindSignals> = std::mem::take(&mut *running)
+            .into_values()
+            .map(|r| r.signals)
+            .collect();
+        for s in &signals {
+            s.graceful.cancel();
+        }
+        self.shared.tracker.close();
+        if tokio::time::timeout(deadline, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?deadline, "drain deadline passed; closing remaining connections");
+            for s in &signals {
+                s.kill.cancel();
+            }
+            // Connections close promptly once killed; do not wait forever for a stuck one.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tracker.wait()).await;
+        }
+    }
+}

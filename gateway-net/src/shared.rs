@@ -1,0 +1,49 @@
+//! State shared by every connection: configuration, upstream pools, shutdown signals.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::GatewayConfig;
+
+/// Shared by every socket and connection of one [`Gateway`](crate::Gateway).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: GatewayConfig,
+    /// Every connection task, so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+    /// Upstream connection pools and other HTTP state that outlives configurations.
+    pub(crate) http: crate::http::HttpShared,
+    /// TCP/UDP state that outlives configurations (connection counts, counters).
+    pub(crate) l4: crate::l4::L4Shared,
+}
+
+impl Shared {
+    pub(crate) fn new(config: GatewayConfig) -> Arc<Shared> {
+        let http = crate::http::HttpShared::new(&config.http);
+        Arc::new(Shared {
+            config,
+            tracker: TaskTracker::new(),
+            http,
+            l4: crate::l4::L4Shared::default(),
+        })
+    }
+}
+
+/// What a connection knows about itself.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnCtx {
+    /// The client.
+    pub(crate) peer: SocketAddr,
+    /// The local address the client connected to.
+    pub(crate) local: SocketAddr,
+    /// Cancelled when the connection should finish what is in flight and close (listener
+    /// removed, gateway shutting down): HTTP sends GOAWAY / `Connection: close`.
+    pub(crate) graceful: CancellationToken,
+    /// Cancelled when the drain deadline has passed: close now.
+    pub(crate) kill: CancellationToken,
+    /// Gateway-wide state.
+    pub(crate) shared: Arc<Shared>,
+}

@@ -1,0 +1,1 @@
+//! Tests of the http data plane (filled by its issue).

@@ -1,0 +1,8 @@
+//! Data-plane tests over real sockets on 127.0.0.1: real backends started in-process, real
+//! clients, configurations compiled from real manifests.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)] // test code
+
+mod common;
+mod http;
+mod l4;
+mod tls;

@@ -1,0 +1,1 @@
+//! Tests of the tls data plane (filled by its issue).
