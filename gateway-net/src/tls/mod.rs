@@ -80,7 +80,7 @@ pub(crate) enum HandshakeFailure {
     HandshakeTimeout,
     /// rustls refused the handshake (no common version or cipher, bad client certificate…).
     HandshakeError,
-    /// The gateway is shutting down.
+    /// The listener is draining (removed, or the gateway is shutting down).
     Shutdown,
 }
 
@@ -178,9 +178,11 @@ async fn serve(
 ) -> Result<(), HandshakeFailure> {
     let limits = &state.limits;
     let mut buffer = BytesMut::with_capacity(2048);
+    // A connection still negotiating has nothing in flight: draining (listener removed,
+    // shutdown) closes it right away rather than waiting for the drain deadline.
     let hello = tokio::select! {
         biased;
-        () = ctx.kill.cancelled() => return Err(HandshakeFailure::Shutdown),
+        () = ctx.graceful.cancelled() => return Err(HandshakeFailure::Shutdown),
         read = tokio::time::timeout(
             limits.client_hello_timeout,
             read_client_hello(&mut stream, &mut buffer, limits.max_client_hello_size),
@@ -252,7 +254,7 @@ async fn handshake(
     };
     tokio::select! {
         biased;
-        () = ctx.kill.cancelled() => Err(HandshakeFailure::Shutdown),
+        () = ctx.graceful.cancelled() => Err(HandshakeFailure::Shutdown),
         done = tokio::time::timeout(state.limits.handshake_timeout, acceptor.accept(io)) => match done {
             Err(_) => Err(HandshakeFailure::HandshakeTimeout),
             Ok(Err(error)) => {
