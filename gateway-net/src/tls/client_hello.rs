@@ -347,4 +347,95 @@ mod tests {
             Err(ClientHelloError::Malformed(_))
         ));
     }
+
+    /// The first flight of a rustls client: a real ClientHello.
+    fn rustls_hello(
+        sni: Option<&str>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Vec<u8> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        config.enable_sni = sni.is_some();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let name =
+            rustls::pki_types::ServerName::try_from(sni.unwrap_or("no-sni.invalid").to_owned())
+                .unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut out = Vec::new();
+        conn.write_tls(&mut out).unwrap();
+        out
+    }
+
+    fn real_hellos() -> Vec<(Option<&'static str>, Vec<u8>)> {
+        let mut all = Vec::new();
+        for versions in [
+            &[&rustls::version::TLS13, &rustls::version::TLS12][..],
+            &[&rustls::version::TLS12][..],
+            &[&rustls::version::TLS13][..],
+        ] {
+            all.push((
+                Some("a.example.com"),
+                rustls_hello(Some("a.example.com"), versions),
+            ));
+            all.push((None, rustls_hello(None, versions)));
+        }
+        all
+    }
+
+    #[test]
+    fn reads_real_client_hellos() {
+        for (sni, bytes) in real_hellos() {
+            let parsed = parse_client_hello(&bytes).unwrap();
+            assert_eq!(parsed.server_name.as_deref(), sni);
+            assert_eq!(parsed.len, bytes.len());
+            // Bytes after the ClientHello (the client's next flight) do not matter.
+            let mut more = bytes.clone();
+            more.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+            assert_eq!(
+                parse_client_hello(&more).unwrap().server_name.as_deref(),
+                sni
+            );
+        }
+    }
+
+    #[test]
+    fn real_client_hellos_truncated_at_every_offset_are_incomplete() {
+        for (_, bytes) in real_hellos() {
+            for end in 0..bytes.len() {
+                assert_eq!(
+                    parse_client_hello(&bytes[..end]),
+                    Err(ClientHelloError::Incomplete),
+                    "{end}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = parse_client_hello(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_client_hellos(
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..8),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let mut bytes = rustls_hello(Some("a.example.com"), &[&rustls::version::TLS13, &rustls::version::TLS12]);
+            for (at, value) in flips {
+                let len = bytes.len();
+                if let Some(b) = bytes.get_mut(at % len) {
+                    *b = value;
+                }
+            }
+            let cut = cut % (bytes.len() + 1);
+            let _ = parse_client_hello(&bytes[..cut]);
+            let _ = parse_client_hello(&bytes);
+        }
+    }
 }

@@ -99,17 +99,38 @@ async fn connect(
     sni: Option<&str>,
     versions: &[&'static SupportedProtocolVersion],
 ) -> Result<Client, String> {
+    connect_with(port, sni, versions, &[], None).await
+}
+
+/// The same with ALPN protocols offered and optionally a client certificate (chain DER, key
+/// PEM).
+async fn connect_with(
+    port: u16,
+    sni: Option<&str>,
+    versions: &[&'static SupportedProtocolVersion],
+    alpn: &[&[u8]],
+    client_cert: Option<(Vec<u8>, String)>,
+) -> Result<Client, String> {
     let seen = Arc::new(Mutex::new(None));
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Capture {
             seen: seen.clone(),
             provider: provider(),
-        }))
-        .with_no_client_auth();
+        }));
+    let mut config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
     config.enable_sni = sni.is_some();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let name = ServerName::try_from(sni.unwrap_or("no-sni.invalid").to_owned()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
@@ -657,5 +678,203 @@ spec:
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("backend=web"), "{text}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn_offered_on_https_only() {
+    let (gateway, port, _) = sni_gateway(true).await;
+    let h2 = connect_with(
+        port,
+        Some("a.example.com"),
+        ALL,
+        &[b"h2", b"http/1.1"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(h2.stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let h1 = connect_with(port, Some("a.example.com"), ALL, &[b"http/1.1"], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        h1.stream.get_ref().1.alpn_protocol(),
+        Some(&b"http/1.1"[..])
+    );
+    gateway.shutdown().await;
+
+    // TLS Terminate carries an opaque stream: no ALPN is selected (a client offering only
+    // protocols the server does not know still connects).
+    let echo = tcp_echo().await;
+    let port = free_port();
+    let cert = self_signed(&["term.example.com"]);
+    let gateway = start(&terminate_yaml(port, &cert, echo)).await;
+    let mut term = connect_with(port, Some("term.example.com"), ALL, &[b"h2"], None)
+        .await
+        .unwrap();
+    assert_eq!(term.stream.get_ref().1.alpn_protocol(), None);
+    echo_roundtrip(&mut term.stream, "opaque").await;
+    drop(term);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_hello_over_several_records_and_size_cap() {
+    let port = free_port();
+    let cert = self_signed(&["a.example.com"]);
+    let yaml = docs(&[
+        gateway_yaml(&[listener_yaml(
+            "a",
+            port,
+            "HTTPS",
+            Some("a.example.com"),
+            &terminate("cert-a"),
+        )]),
+        tls_secret_yaml("default", "cert-a", &cert.0, &cert.1),
+    ]);
+    let gateway = start(&yaml).await;
+    // The handshake message of a real ClientHello re-framed into 100-byte records.
+    let hello = client_hello_bytes("a.example.com");
+    let mut records = Vec::new();
+    for chunk in hello[5..].chunks(100) {
+        records.extend_from_slice(&[22, 3, 1]);
+        records.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        records.extend_from_slice(chunk);
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(&records).await.unwrap();
+    let mut header = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut header))
+        .await
+        .expect("ServerHello in time")
+        .unwrap();
+    assert_eq!(header[0], 22, "a handshake record (ServerHello)");
+    drop(stream);
+    gateway.shutdown().await;
+
+    // The same ClientHello over a cap smaller than it: closed.
+    let mut config = GatewayConfig::default();
+    config.tls.max_client_hello_size = hello.len() / 2;
+    let port = free_port();
+    let yaml = docs(&[
+        gateway_yaml(&[listener_yaml(
+            "a",
+            port,
+            "HTTPS",
+            Some("a.example.com"),
+            &terminate("cert-a"),
+        )]),
+        tls_secret_yaml("default", "cert-a", &cert.0, &cert.1),
+    ]);
+    let gateway = start_with(&yaml, config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(&hello).await.unwrap();
+    assert_closed_within(&mut stream, Duration::from_secs(2)).await;
+    gateway.shutdown().await;
+}
+
+/// A CA and a client certificate it signed: (CA PEM, client chain DER, client key PEM).
+fn client_ca() -> (String, Vec<u8>, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "client CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_params =
+        rcgen::CertificateParams::new(vec!["client.example.com".to_owned()]).unwrap();
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    (
+        ca_cert.pem(),
+        client.der().to_vec(),
+        client_key.serialize_pem(),
+    )
+}
+
+fn mtls_yaml(
+    port: u16,
+    mode: &str,
+    ca_pem: &str,
+    cert: &(String, String),
+    echo: SocketAddr,
+) -> String {
+    let indent: String = ca_pem.lines().map(|l| format!("    {l}\n")).collect();
+    docs(&[
+        format!(
+            "{}  tls:\n    frontend:\n      default:\n        validation:\n          mode: {mode}\n          caCertificateRefs: [{{kind: ConfigMap, group: \"\", name: ca}}]\n",
+            gateway_yaml(&[listener_yaml(
+                "term",
+                port,
+                "TLS",
+                Some("term.example.com"),
+                &tls_terminate("cert-term"),
+            )])
+        ),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: default}}\ndata:\n  ca.crt: |\n{indent}"
+        ),
+        tls_secret_yaml("default", "cert-term", &cert.0, &cert.1),
+        tls_route_yaml("echo", "term", &["term.example.com"], "echo"),
+        service_yaml("default", "echo", echo),
+    ])
+}
+
+/// Whether a connection carries data: with TLS 1.3 a refused client certificate shows only
+/// after the client's handshake, as an alert instead of the first answer.
+async fn echoes(result: Result<Client, String>) -> bool {
+    let Ok(mut client) = result else { return false };
+    if client.stream.write_all(b"ping").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), client.stream.read_exact(&mut buf)).await,
+        Ok(Ok(_))
+    ) && &buf == b"ping"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificate_validation() {
+    let echo = tcp_echo().await;
+    let (ca, client_cert, client_key) = client_ca();
+    let stranger = self_signed(&["client.example.com"]);
+    let stranger = (der(&stranger.0), stranger.1);
+    let cert = self_signed(&["term.example.com"]);
+    let sni = Some("term.example.com");
+
+    let port = free_port();
+    let gateway = start(&mtls_yaml(port, "AllowValidOnly", &ca, &cert, echo)).await;
+    let valid = Some((client_cert.clone(), client_key.clone()));
+    assert!(
+        echoes(connect_with(port, sni, ALL, &[], valid.clone()).await).await,
+        "valid certificate"
+    );
+    assert!(
+        !echoes(connect_with(port, sni, ALL, &[], None).await).await,
+        "no certificate"
+    );
+    assert!(
+        !echoes(connect_with(port, sni, ALL, &[], Some(stranger.clone())).await).await,
+        "certificate of another CA"
+    );
+    gateway.shutdown().await;
+
+    let port = free_port();
+    let gateway = start(&mtls_yaml(port, "AllowInsecureFallback", &ca, &cert, echo)).await;
+    assert!(
+        echoes(connect_with(port, sni, ALL, &[], valid).await).await,
+        "valid certificate"
+    );
+    assert!(
+        echoes(connect_with(port, sni, ALL, &[], None).await).await,
+        "fallback: no certificate"
+    );
+    assert!(
+        echoes(connect_with(port, sni, ALL, &[], Some(stranger)).await).await,
+        "fallback: certificate of another CA"
+    );
     gateway.shutdown().await;
 }
