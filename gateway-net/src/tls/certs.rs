@@ -181,7 +181,7 @@ impl SniResolver {
         let Some(sni) = sni else {
             return &self.default;
         };
-        let sni = sni.to_ascii_lowercase();
+        let sni = sni.strip_suffix('.').unwrap_or(sni).to_ascii_lowercase();
         if let Some(key) = self.exact.get(&sni) {
             return key;
         }
@@ -222,4 +222,75 @@ fn load(
         PrivateKeyDer::from_pem_slice(&certificate.key_pem).map_err(|e| format!("key: {e}"))?;
     let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| format!("key: {e}"))?;
     Ok((Arc::new(key), names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(names: &[&str]) -> (ir::Certificate, Vec<u8>) {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let made = rcgen::generate_simple_self_signed(names).unwrap();
+        let der = made.cert.der().to_vec();
+        (
+            certificate(made.cert.pem(), made.signing_key.serialize_pem()),
+            der,
+        )
+    }
+
+    fn certificate(chain: String, key: String) -> ir::Certificate {
+        ir::Certificate {
+            source: gateway_core::model::ObjectKey::new(
+                gateway_core::model::ResourceKind::Secret,
+                "default",
+                "test",
+            ),
+            chain_pem: chain.into_bytes().into(),
+            key_pem: key.into_bytes().into(),
+        }
+    }
+
+    #[test]
+    fn picks_exact_then_wildcard_then_first() {
+        let provider = rustls::crypto::ring::default_provider();
+        let (a, a_der) = cert(&["a.example.com", "*.example.com"]);
+        let (b, b_der) = cert(&["b.example.com"]);
+        let (w, w_der) = cert(&["*.example.com", "x.example.com", "*.deep.example.com"]);
+        let resolver = SniResolver::new(&[a, b, w], &provider).unwrap();
+        let pick = |sni: Option<&str>| resolver.pick(sni).cert.first().unwrap().to_vec();
+        assert_eq!(pick(Some("a.example.com")), a_der);
+        assert_eq!(pick(Some("B.Example.Com.")), b_der);
+        assert_eq!(
+            pick(Some("x.example.com")),
+            w_der,
+            "an exact name before a wildcard"
+        );
+        assert_eq!(
+            pick(Some("y.example.com")),
+            a_der,
+            "the first certificate with the wildcard"
+        );
+        assert_eq!(pick(Some("q.deep.example.com")), w_der);
+        assert_eq!(
+            pick(Some("p.q.example.com")),
+            a_der,
+            "no match: the first certificate"
+        );
+        assert_eq!(pick(None), a_der);
+    }
+
+    #[test]
+    fn refuses_what_rustls_refuses() {
+        let provider = rustls::crypto::ring::default_provider();
+        let (good, _) = cert(&["a.example.com"]);
+        let (other, _) = cert(&["b.example.com"]);
+        let mismatched = certificate(
+            String::from_utf8(good.chain_pem.to_vec()).unwrap(),
+            String::from_utf8(other.key_pem.to_vec()).unwrap(),
+        );
+        assert!(SniResolver::new(&[mismatched], &provider).is_err());
+        let garbage = certificate("not a certificate".into(), "not a key".into());
+        assert!(SniResolver::new(&[garbage], &provider).is_err());
+        assert!(SniResolver::new(&[], &provider).is_err());
+    }
 }

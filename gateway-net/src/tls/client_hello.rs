@@ -143,37 +143,47 @@ pub fn parse_client_hello(input: &[u8]) -> Result<ClientHello, ClientHelloError>
         let Some(payload) = input.get(start..start + len) else {
             return Err(ClientHelloError::Incomplete);
         };
-        message.extend_from_slice(payload);
         offset = start + len;
+        // Common case: the whole ClientHello in the first record, parsed in place.
+        if message.is_empty()
+            && let Some(body) = complete_body(payload)?
+        {
+            return Ok(ClientHello {
+                server_name: parse_body(body)?,
+                len: offset,
+            });
+        }
+        message.extend_from_slice(payload);
         // The handshake header says how long the message is; stop at the record that
         // completes it.
-        if let Some(&[msg_type, a, b, c]) = message.get(..4) {
-            if msg_type != HANDSHAKE_CLIENT_HELLO {
-                return Err(ClientHelloError::NotClientHello);
-            }
-            let body_len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
-            // A ClientHello never needs more than a few records; refuse absurd lengths early
-            // instead of waiting for megabytes.
-            if body_len > 4 * MAX_RECORD_PAYLOAD {
-                return Err(ClientHelloError::Malformed("handshake length"));
-            }
-            if message.len() >= 4 + body_len {
-                let body = message
-                    .get(4..4 + body_len)
-                    .ok_or(ClientHelloError::Incomplete)?;
-                let server_name = parse_body(body)?;
-                return Ok(ClientHello {
-                    server_name,
-                    len: offset,
-                });
-            }
-        } else if message
-            .first()
-            .is_some_and(|&t| t != HANDSHAKE_CLIENT_HELLO)
-        {
-            return Err(ClientHelloError::NotClientHello);
+        if let Some(body) = complete_body(&message)? {
+            return Ok(ClientHello {
+                server_name: parse_body(body)?,
+                len: offset,
+            });
         }
     }
+}
+
+/// The ClientHello body when `message` (handshake bytes so far) holds all of it, `None` when
+/// more are needed.
+fn complete_body(message: &[u8]) -> Result<Option<&[u8]>, ClientHelloError> {
+    if message
+        .first()
+        .is_some_and(|&t| t != HANDSHAKE_CLIENT_HELLO)
+    {
+        return Err(ClientHelloError::NotClientHello);
+    }
+    let Some(&[_, a, b, c]) = message.get(..4) else {
+        return Ok(None);
+    };
+    let body_len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
+    // A ClientHello never needs more than a few records; refuse absurd lengths early
+    // instead of waiting for megabytes.
+    if body_len > 4 * MAX_RECORD_PAYLOAD {
+        return Err(ClientHelloError::Malformed("handshake length"));
+    }
+    Ok(message.get(4..4 + body_len))
 }
 
 /// Parses a ClientHello body (after the handshake header) and returns its SNI.
