@@ -176,7 +176,10 @@ pub(crate) fn cors_preflight(
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         out.insert(header::VARY, HeaderValue::from_static("Origin"));
     } else {
-        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
     }
     let methods_wildcard = cors.allow_methods.iter().any(|m| m == "*");
     let methods = if cors.allow_credentials && methods_wildcard {
@@ -204,7 +207,10 @@ pub(crate) fn cors_preflight(
             HeaderValue::from_static("true"),
         );
     }
-    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(cors.max_age));
+    out.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from(cors.max_age),
+    );
 }
 
 /// The headers of an actual (non-preflight) response to an allowed `origin`.
@@ -214,7 +220,10 @@ pub(crate) fn cors_response(cors: &Cors, origin: &HeaderValue, out: &mut HeaderM
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         out.append(header::VARY, HeaderValue::from_static("Origin"));
     } else {
-        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
     }
     if cors.allow_credentials {
         out.insert(

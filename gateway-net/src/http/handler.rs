@@ -31,10 +31,7 @@ pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
 
 impl RequestHeaders for Headers<'_> {
     fn values(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        self.0.get_all(name).iter().filter_map(|v| v.to_str().ok())
     }
 }
 
@@ -157,7 +154,9 @@ fn error_response(grpc: bool, status: StatusCode) -> Response<Body> {
         return status_response(status);
     }
     match status {
-        StatusCode::GATEWAY_TIMEOUT => grpc_response(GrpcCode::DeadlineExceeded, "upstream timeout"),
+        StatusCode::GATEWAY_TIMEOUT => {
+            grpc_response(GrpcCode::DeadlineExceeded, "upstream timeout")
+        }
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => {
             grpc_response(GrpcCode::Unavailable, "upstream unavailable")
         }
@@ -335,8 +334,7 @@ async fn serve<'s>(
     let backends = match selected.action {
         RuleAction::Respond { status, reason } => {
             tracing::debug!(%reason, status, "rule answers without an upstream");
-            let status =
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return finish(error_response(grpc, status), &selected, None, cors.as_ref());
         }
         RuleAction::Redirect(redirect) => {
@@ -527,7 +525,13 @@ async fn serve<'s>(
                 return Err(StatusCode::BAD_REQUEST);
             };
             let started = Instant::now();
-            let sent = upstream::send(shared, addr, service.protocol, request, upgrade_name.is_some());
+            let sent = upstream::send(
+                shared,
+                addr,
+                service.protocol,
+                request,
+                upgrade_name.is_some(),
+            );
             let result = match selected.timeouts.backend_request {
                 Some(limit) => match tokio::time::timeout(limit, sent).await {
                     Ok(r) => r.map_err(Failure::Upstream),

@@ -26,9 +26,13 @@
 //!   locally-errored reset streams (1024): the "rapid reset" defences;
 //! - upstream connect timeout (5 s) → `503`; upstream pool idle timeout (90 s).
 //!
-//! A request carrying both `Content-Length` and `Transfer-Encoding`, or several different
-//! `Content-Length` values, is answered `400` with `Connection: close` and never forwarded
-//! (request smuggling).
+//! Request smuggling: several different `Content-Length` values get `400` and are never
+//! forwarded. A request with both `Content-Length` and `Transfer-Encoding` is handled by hyper
+//! as RFC 9112 §6.3 allows: `Transfer-Encoding` wins, `Content-Length` is dropped and the
+//! connection is closed after the response, so bytes hidden behind the chunked body are never
+//! parsed as a request and the backend sees one consistently framed request. (hyper strips the
+//! conflicting header before the gateway sees the request, so a `400` would need a second
+//! parser of the raw head; the check in the handler catches what hyper lets through.)
 //!
 //! # Forwarding headers
 //!
@@ -219,13 +223,14 @@ impl HttpBindState {
                 .or_insert_with(|| AtomicUsize::new(fastrand::usize(..)));
         };
         let mut add_action = |action: &ir::RuleAction, filters: &[ir::HttpFilter]| {
-            let each_filter = |filters: &[ir::HttpFilter], add: &mut dyn FnMut(&ir::ServiceBackend)| {
-                for f in filters {
-                    if let ir::HttpFilter::Mirror(m) = f {
-                        add(&m.backend);
+            let each_filter =
+                |filters: &[ir::HttpFilter], add: &mut dyn FnMut(&ir::ServiceBackend)| {
+                    for f in filters {
+                        if let ir::HttpFilter::Mirror(m) = f {
+                            add(&m.backend);
+                        }
                     }
-                }
-            };
+                };
             each_filter(filters, &mut add);
             if let ir::RuleAction::Forward(backends) = action {
                 for b in backends {

@@ -33,7 +33,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// An empty body.
 pub(crate) fn empty() -> Body {
-    http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync()
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A body of fixed bytes.
