@@ -219,8 +219,11 @@ async fn serve(
 }
 
 /// The one place `TlsInfo` is built, so fields the HTTP side adds are filled here.
-fn tls_info(sni: Option<String>, _connection: &rustls::ServerConnection) -> crate::http::TlsInfo {
-    crate::http::TlsInfo { sni }
+fn tls_info(sni: Option<String>, connection: &rustls::ServerConnection) -> crate::http::TlsInfo {
+    crate::http::TlsInfo {
+        sni,
+        alpn_h2: connection.alpn_protocol() == Some(b"h2"),
+    }
 }
 
 fn tls_route<'s>(

@@ -638,7 +638,6 @@ async fn tls_refused_certificate_leaves_other_listeners_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the HTTP data plane (branch http): http::serve_connection is a stub here"]
 async fn tls_https_serves_http_routes_after_termination() {
     let backend = http_echo("web").await;
     let port = free_port();
@@ -876,5 +875,69 @@ async fn tls_client_certificate_validation() {
         echoes(connect_with(port, sni, ALL, &[], Some(stranger)).await).await,
         "fallback: certificate of another CA"
     );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_https_h2_negotiated_by_alpn() {
+    let backend = http_echo("web").await;
+    let port = free_port();
+    let cert = self_signed(&["a.example.com"]);
+    let yaml = docs(&[
+        gateway_yaml(&[listener_yaml(
+            "a",
+            port,
+            "HTTPS",
+            Some("a.example.com"),
+            &terminate("cert-a"),
+        )]),
+        tls_secret_yaml("default", "cert-a", &cert.0, &cert.1),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"
+        .to_owned(),
+        service_yaml("default", "web", backend),
+    ]);
+    let gateway = start(&yaml).await;
+    let client = connect_with(
+        port,
+        Some("a.example.com"),
+        ALL,
+        &[b"h2", b"http/1.1"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(client.stream),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(conn);
+    let request = hyper::Request::get("https://a.example.com/h2")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+        .await
+        .expect("response in time")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("backend=web") && text.contains("path=/h2"),
+        "{text}"
+    );
+    drop(sender);
+    driver.abort();
     gateway.shutdown().await;
 }
