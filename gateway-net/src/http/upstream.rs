@@ -113,17 +113,20 @@ impl Pool {
         }
     }
 
-    /// A ready HTTP/1.1 sender: a pooled one, else a new connection.
-    async fn h1(&self, addr: SocketAddr) -> Result<http1::SendRequest<Body>, UpstreamError> {
+    /// A ready HTTP/1.1 sender: a pooled one (`true`), else a new connection (`false`).
+    async fn h1(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(http1::SendRequest<Body>, bool), UpstreamError> {
         while let Some(mut idle) = self.pop_h1(addr) {
             if idle.since.elapsed() > self.idle_timeout || idle.sender.is_closed() {
                 continue;
             }
             if idle.sender.ready().await.is_ok() {
-                return Ok(idle.sender);
+                return Ok((idle.sender, true));
             }
         }
-        self.new_h1(addr).await
+        Ok((self.new_h1(addr).await?, false))
     }
 
     async fn new_h1(&self, addr: SocketAddr) -> Result<http1::SendRequest<Body>, UpstreamError> {
@@ -192,11 +195,22 @@ pub(crate) async fn send(
             .map_err(|e| UpstreamError::Http(addr, e))?;
         return Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync()));
     }
-    let mut sender = pool.h1(addr).await?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| UpstreamError::Http(addr, e))?;
+    let (mut sender, reused) = pool.h1(addr).await?;
+    let resp = match sender.try_send_request(req).await {
+        Ok(resp) => resp,
+        Err(mut error) => match error.take_message() {
+            // A pooled connection the backend closed before our request was written: the
+            // request is intact, so it is safe to send it once on a fresh connection.
+            Some(req) if reused => {
+                sender = pool.new_h1(addr).await?;
+                sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| UpstreamError::Http(addr, e))?
+            }
+            _ => return Err(UpstreamError::Http(addr, error.into_error())),
+        },
+    };
     let (parts, body) = resp.into_parts();
     if body.is_end_stream() {
         pool.push_h1(addr, sender);

@@ -1136,3 +1136,87 @@ spec:
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["grpc-status"], "14");
 }
+
+// === connections and logs ===
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let echo = http_echo("one").await;
+    let mut config = GatewayConfig::default();
+    config.http.idle_timeout = Duration::from_millis(300);
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "one", echo),
+        route_yaml("web", "example.com", &forward_rule("one"))
+    );
+    let _gw = start_any(&yaml, config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let out = common::read_to_end_within(&mut stream, Duration::from_secs(3)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "idle connection open for {elapsed:?}"
+    );
+}
+
+/// Collects what a subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_log_is_structured() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The current-thread test runtime runs the gateway's tasks on this thread.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    assert_eq!(get(port, "example.com", "/logged?q=1").await.status, 200);
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"target\":\"access_log\""))
+        .unwrap_or_else(|| panic!("no access log line in:\n{text}"));
+    for field in [
+        "\"method\":\"GET\"",
+        "\"host\":\"example.com\"",
+        "\"path\":\"/logged\"",
+        "\"status\":200",
+        "\"route\":\"",
+        "\"rule\":0",
+        "\"backend\":\"127.0.0.1:",
+        "\"upstream_ms\":",
+        "\"total_ms\":",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+}
