@@ -84,6 +84,31 @@ pub(crate) async fn handle(
     let host = request_host(&req);
     let mut log = LogFields::default();
     let response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    log_access(
+        &method,
+        &uri,
+        host.as_ref(),
+        version,
+        &response,
+        &log,
+        start,
+    );
+    Ok(response.map(|inner| ServerBody {
+        inner,
+        _guard: guard,
+    }))
+}
+
+/// The access-log event of one request.
+fn log_access(
+    method: &Method,
+    uri: &Uri,
+    host: Option<&HeaderValue>,
+    version: Version,
+    response: &Response<Body>,
+    log: &LogFields<'_>,
+    start: Instant,
+) {
     tracing::info!(
         target: "access_log",
         method = %method,
@@ -97,10 +122,6 @@ pub(crate) async fn handle(
         total_ms = start.elapsed().as_secs_f64() * 1000.0,
         protocol = ?version,
     );
-    Ok(response.map(|inner| ServerBody {
-        inner,
-        _guard: guard,
-    }))
 }
 
 /// The request's host: `:authority` for HTTP/2, else the Host header (or an absolute URI's
