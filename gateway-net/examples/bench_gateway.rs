@@ -1,5 +1,6 @@
 //! A minimal gateway for `bench/http.sh`: serves the manifests of the file given as the first
-//! argument. `GATEWAY_THREADS` sets the runtime's worker threads (default 1).
+//! argument. `GATEWAY_THREADS` sets the runtime's worker threads (default 1);
+//! `GATEWAY_RUNTIME=current` uses a current-thread runtime instead of the work-stealing one.
 #![allow(clippy::print_stdout)] // a command-line tool
 
 use std::path::Path;
@@ -18,10 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    let mut builder = if std::env::var("GATEWAY_RUNTIME").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async {
         let gateway = gateway_net::Gateway::new(Default::default());
         let report = gateway.apply(&ir).await;
