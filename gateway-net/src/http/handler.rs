@@ -84,6 +84,31 @@ pub(crate) async fn handle(
     let host = request_host(&req);
     let mut log = LogFields::default();
     let response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    log_access(
+        &method,
+        &uri,
+        host.as_ref(),
+        version,
+        &response,
+        &log,
+        start,
+    );
+    Ok(response.map(|inner| ServerBody {
+        inner,
+        _guard: guard,
+    }))
+}
+
+/// The access-log event of one request.
+fn log_access(
+    method: &Method,
+    uri: &Uri,
+    host: Option<&HeaderValue>,
+    version: Version,
+    response: &Response<Body>,
+    log: &LogFields<'_>,
+    start: Instant,
+) {
     tracing::info!(
         target: "access_log",
         method = %method,
@@ -97,10 +122,6 @@ pub(crate) async fn handle(
         total_ms = start.elapsed().as_secs_f64() * 1000.0,
         protocol = ?version,
     );
-    Ok(response.map(|inner| ServerBody {
-        inner,
-        _guard: guard,
-    }))
 }
 
 /// The request's host: `:authority` for HTTP/2, else the Host header (or an absolute URI's
@@ -163,6 +184,8 @@ fn error_response(grpc: bool, status: StatusCode) -> Response<Body> {
         StatusCode::INTERNAL_SERVER_ERROR => {
             grpc_response(GrpcCode::Unavailable, "no valid backend")
         }
+        // gRPC's own mapping of HTTP 404.
+        StatusCode::NOT_FOUND => grpc_response(GrpcCode::Unimplemented, "no route"),
         _ => grpc_response(GrpcCode::Internal, "gateway error"),
     }
 }
@@ -223,6 +246,7 @@ async fn serve<'s>(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
+    let original_host = host;
     let authority_value;
     let host: &str = match (host, parts.uri.authority()) {
         (Some(h), _) => match h.to_str() {
@@ -421,7 +445,7 @@ async fn serve<'s>(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    append_forwarded_for(&mut parts.headers, conn.peer);
+    append_forwarded_for(&mut parts.headers, &conn.peer_ip);
     parts.headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(scheme),
@@ -437,9 +461,12 @@ async fn serve<'s>(
             Ok(v) => v,
             Err(_) => return status_response(StatusCode::INTERNAL_SERVER_ERROR),
         },
-        None => match HeaderValue::from_str(host) {
-            Ok(v) => v,
-            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        None => match original_host {
+            Some(v) => v.clone(),
+            None => match HeaderValue::from_str(host) {
+                Ok(v) => v,
+                Err(_) => return status_response(StatusCode::BAD_REQUEST),
+            },
         },
     };
     // The path the backend receives: the rewritten one, else the normalised one, with the
@@ -514,8 +541,15 @@ async fn serve<'s>(
                 (None, Some(b)) => b,
                 (None, None) => upstream::empty(),
             };
+            // The last attempt takes the headers; earlier ones (retries) copy them.
+            let headers = if attempt >= max_attempts {
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
             let request = build_upstream_request(
-                &parts,
+                &parts.method,
+                headers,
                 service.protocol,
                 &host_value,
                 &path_and_query,
@@ -700,14 +734,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
     let name = HeaderName::from_static("x-forwarded-for");
-    let ip = peer.ip().to_string();
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ip}"),
-        None => ip,
+    let value = match headers.get(&name) {
+        Some(existing) => {
+            let mut joined = Vec::with_capacity(existing.len() + 2 + peer_ip.len());
+            joined.extend_from_slice(existing.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer_ip.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        None => Some(peer_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    if let Some(v) = value {
         headers.insert(name, v);
     }
 }
@@ -715,15 +754,16 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
 /// The request to send upstream: HTTP/1.1 gets an origin-form URI and a Host header, HTTP/2
 /// an absolute URI (its `:authority`) and no Host header.
 fn build_upstream_request(
-    parts: &http::request::Parts,
+    method: &Method,
+    headers: HeaderMap,
     protocol: AppProtocol,
     host: &HeaderValue,
     path_and_query: &http::uri::PathAndQuery,
     body: Body,
 ) -> Option<Request<Body>> {
     let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
-    *req.headers_mut() = parts.headers.clone();
+    *req.method_mut() = method.clone();
+    *req.headers_mut() = headers;
     let mut uri = http::uri::Parts::default();
     uri.path_and_query = Some(path_and_query.clone());
     if protocol == AppProtocol::H2c {
@@ -755,8 +795,14 @@ fn spawn_mirror(
     let Some(path_and_query) = uri.path_and_query() else {
         return;
     };
-    let Some(request) = build_upstream_request(parts, backend.protocol, host, path_and_query, body)
-    else {
+    let Some(request) = build_upstream_request(
+        &parts.method,
+        parts.headers.clone(),
+        backend.protocol,
+        host,
+        path_and_query,
+        body,
+    ) else {
         return;
     };
     let shared = conn.shared.clone();

@@ -295,7 +295,8 @@ pub(crate) struct TlsInfo {
 /// Per-connection facts the request handler needs.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
-    peer: std::net::SocketAddr,
+    /// The client IP, formatted once for `X-Forwarded-For`.
+    peer_ip: http::HeaderValue,
     /// Whether the client reached us over TLS.
     tls: bool,
     shared: Arc<Shared>,
@@ -345,7 +346,8 @@ pub(crate) async fn serve_connection<IO>(
         tracing::trace!(peer = %ctx.peer, sni = ?tls.sni, h2 = tls.alpn_h2, "serving HTTP over TLS");
     }
     let conn_info = Arc::new(ConnInfo {
-        peer: ctx.peer,
+        peer_ip: http::HeaderValue::from_str(&ctx.peer.ip().to_string())
+            .unwrap_or(http::HeaderValue::from_static("unknown")),
         tls: tls.is_some(),
         shared: shared.clone(),
         active: AtomicUsize::new(0),

@@ -339,6 +339,10 @@ async fn connect_timeout_is_503() {
     let status = get(port, "example.com", "/").await.status;
     // Some kernels still complete the handshake (then the backend never answers: 502 on
     // close is not expected, so accept only 503 here when the connect did hang).
+    println!(
+        "connect-timeout probe: {status} after {:?}",
+        started.elapsed()
+    );
     if started.elapsed() >= Duration::from_millis(150) {
         assert_eq!(status, 503);
     }
@@ -1135,4 +1139,292 @@ spec:
         .expect("unavailable");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["grpc-status"], "14");
+}
+
+// === connections and logs ===
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let echo = http_echo("one").await;
+    let mut config = GatewayConfig::default();
+    config.http.idle_timeout = Duration::from_millis(300);
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "one", echo),
+        route_yaml("web", "example.com", &forward_rule("one"))
+    );
+    let _gw = start_any(&yaml, config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let out = common::read_to_end_within(&mut stream, Duration::from_secs(3)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "idle connection open for {elapsed:?}"
+    );
+}
+
+/// Collects what a subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_log_is_structured() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The current-thread test runtime runs the gateway's tasks on this thread.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    assert_eq!(get(port, "example.com", "/logged?q=1").await.status, 200);
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"target\":\"access_log\""))
+        .unwrap_or_else(|| panic!("no access log line in:\n{text}"));
+    for field in [
+        "\"method\":\"GET\"",
+        "\"host\":\"example.com\"",
+        "\"path\":\"/logged\"",
+        "\"status\":200",
+        "\"route\":\"",
+        "\"rule\":0",
+        "\"backend\":\"127.0.0.1:",
+        "\"upstream_ms\":",
+        "\"total_ms\":",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+}
+
+// === gRPC with tonic (prost-derived messages, tonic's server and client cores) ===
+
+mod tonic_grpc {
+    use std::future::{Ready, ready};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use tonic::Status;
+    use tonic_prost::ProstCodec;
+
+    /// The message of both methods.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Echo {
+        #[prost(string, tag = "1")]
+        pub(super) text: String,
+        #[prost(uint32, tag = "2")]
+        pub(super) count: u32,
+    }
+
+    /// `echo.Echo/Unary`: answers the text upper-cased.
+    #[derive(Clone)]
+    struct Unary;
+
+    impl tower_service::Service<tonic::Request<Echo>> for Unary {
+        type Response = tonic::Response<Echo>;
+        type Error = Status;
+        type Future = Ready<Result<tonic::Response<Echo>, Status>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: tonic::Request<Echo>) -> Self::Future {
+            let msg = req.into_inner();
+            ready(Ok(tonic::Response::new(Echo {
+                text: msg.text.to_uppercase(),
+                count: 1,
+            })))
+        }
+    }
+
+    type EchoStream = tokio_stream::Iter<std::vec::IntoIter<Result<Echo, Status>>>;
+
+    /// `echo.Echo/Stream`: answers `count` messages.
+    #[derive(Clone)]
+    struct Stream;
+
+    impl tower_service::Service<tonic::Request<Echo>> for Stream {
+        type Response = tonic::Response<EchoStream>;
+        type Error = Status;
+        type Future = Ready<Result<tonic::Response<EchoStream>, Status>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: tonic::Request<Echo>) -> Self::Future {
+            let msg = req.into_inner();
+            let items: Vec<Result<Echo, Status>> = (0..msg.count)
+                .map(|i| {
+                    Ok(Echo {
+                        text: format!("{}-{i}", msg.text),
+                        count: i,
+                    })
+                })
+                .collect();
+            ready(Ok(tonic::Response::new(tokio_stream::iter(items))))
+        }
+    }
+
+    /// An h2c backend serving `echo.Echo` with tonic's server core.
+    pub(super) async fn backend() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = service_fn(|req: Request<Incoming>| async move {
+                        let mut grpc =
+                            tonic::server::Grpc::new(ProstCodec::<Echo, Echo>::default());
+                        let resp = match req.uri().path() {
+                            "/echo.Echo/Unary" => grpc.unary(Unary, req).await,
+                            "/echo.Echo/Stream" => grpc.server_streaming(Stream, req).await,
+                            _ => Status::unimplemented("backend").into_http(),
+                        };
+                        Ok::<_, Infallible>(resp)
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        address
+    }
+
+    /// hyper's HTTP/2 client handle as the tower service tonic's client drives.
+    pub(super) struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+    impl tower_service::Service<Request<tonic::body::Body>> for H2 {
+        type Response = Response<Incoming>;
+        type Error = hyper::Error;
+        type Future = Pin<
+            Box<dyn std::future::Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>,
+        >;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
+            Box::pin(self.0.send_request(req))
+        }
+    }
+
+    pub(super) async fn client(port: u16, host: &str) -> tonic::client::Grpc<H2> {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        let origin = format!("http://{host}").parse().expect("origin");
+        tonic::client::Grpc::with_origin(H2(sender), origin)
+    }
+}
+
+#[tokio::test]
+async fn tonic_unary_streaming_and_unimplemented() {
+    use tonic_grpc::Echo;
+    use tonic_prost::ProstCodec;
+    let backend = tonic_grpc::backend().await;
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: grpc, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [grpc.example]
+  rules:
+  - matches: [{{method: {{service: echo.Echo, method: Unary}}}}, {{method: {{service: echo.Echo, method: Stream}}}}]
+    backendRefs: [{{name: grpc, port: 80}}]
+",
+        gateway_yaml(port),
+        service_yaml("default", "grpc", backend),
+    );
+    let _gw = start_any(&yaml, GatewayConfig::default()).await;
+    let mut client = tonic_grpc::client(port, "grpc.example").await;
+
+    client.ready().await.expect("ready");
+    let reply: tonic::Response<Echo> = client
+        .unary(
+            tonic::Request::new(Echo {
+                text: "hello".into(),
+                count: 0,
+            }),
+            http::uri::PathAndQuery::from_static("/echo.Echo/Unary"),
+            ProstCodec::default(),
+        )
+        .await
+        .expect("unary call through the gateway");
+    assert_eq!(reply.into_inner().text, "HELLO");
+
+    client.ready().await.expect("ready");
+    let mut stream = client
+        .server_streaming::<Echo, Echo, _>(
+            tonic::Request::new(Echo {
+                text: "s".into(),
+                count: 3,
+            }),
+            http::uri::PathAndQuery::from_static("/echo.Echo/Stream"),
+            ProstCodec::default(),
+        )
+        .await
+        .expect("streaming call")
+        .into_inner();
+    let mut texts = Vec::new();
+    while let Some(msg) = stream.message().await.expect("message") {
+        texts.push(msg.text);
+    }
+    assert_eq!(texts, ["s-0", "s-1", "s-2"]);
+    // The stream ended with the backend's grpc-status trailer, passed through.
+    stream.trailers().await.expect("trailers");
+
+    client.ready().await.expect("ready");
+    let error = client
+        .unary::<Echo, Echo, _>(
+            tonic::Request::new(Echo::default()),
+            http::uri::PathAndQuery::from_static("/echo.Echo/Missing"),
+            ProstCodec::default(),
+        )
+        .await
+        .expect_err("unmatched method");
+    assert_eq!(error.code(), tonic::Code::Unimplemented);
 }
