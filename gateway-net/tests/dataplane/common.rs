@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
 /// The GatewayClass every test manifest uses.
-pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
+pub(crate) const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: test}
 spec: {controllerName: example.com/gateway}
@@ -28,7 +28,7 @@ spec: {controllerName: example.com/gateway}
 
 /// Compiles YAML manifests (multi-document) into an Ir; panics with the problems if they do
 /// not load or are not all healthy, so a broken fixture fails loudly.
-pub fn compile_yaml(yaml: &str) -> Ir {
+pub(crate) fn compile_yaml(yaml: &str) -> Ir {
     let snapshot = gateway_file::load_str(Path::new("test.yaml"), yaml, &Default::default())
         .unwrap_or_else(|e| panic!("test manifests do not load:\n{e}"));
     let (ir, status) = compile(&snapshot, &Options::default());
@@ -41,19 +41,19 @@ pub fn compile_yaml(yaml: &str) -> Ir {
 }
 
 /// Compiles without requiring a healthy status (for tests of invalid configurations).
-pub fn compile_yaml_any(yaml: &str) -> Ir {
+pub(crate) fn compile_yaml_any(yaml: &str) -> Ir {
     let snapshot = gateway_file::load_str(Path::new("test.yaml"), yaml, &Default::default())
         .unwrap_or_else(|e| panic!("test manifests do not load:\n{e}"));
     compile(&snapshot, &Options::default()).0
 }
 
 /// Starts a gateway on `yaml` and checks that everything was served.
-pub async fn start(yaml: &str) -> Gateway {
+pub(crate) async fn start(yaml: &str) -> Gateway {
     start_with(yaml, GatewayConfig::default()).await
 }
 
 /// Same, with a configuration.
-pub async fn start_with(yaml: &str, config: GatewayConfig) -> Gateway {
+pub(crate) async fn start_with(yaml: &str, config: GatewayConfig) -> Gateway {
     let gateway = Gateway::new(config);
     let report = gateway.apply(&compile_yaml(yaml)).await;
     assert!(report.is_complete(), "{report:?}");
@@ -61,7 +61,7 @@ pub async fn start_with(yaml: &str, config: GatewayConfig) -> Gateway {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on loopback).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -69,7 +69,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A free UDP port on 127.0.0.1.
-pub fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
@@ -77,7 +77,7 @@ pub fn free_udp_port() -> u16 {
 }
 
 /// A Service `name` in `namespace` on port 80 whose single endpoint is `backend`.
-pub fn service_yaml(namespace: &str, name: &str, backend: SocketAddr) -> String {
+pub(crate) fn service_yaml(namespace: &str, name: &str, backend: SocketAddr) -> String {
     format!(
         "apiVersion: v1
 kind: Service
@@ -98,16 +98,16 @@ endpoints: [{{addresses: [\"{ip}\"]}}]
 
 /// What the echo backend saw, as it reports it in its answer.
 #[derive(Debug)]
-pub struct Echoed {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: String,
+pub(crate) struct Echoed {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: String,
 }
 
 /// An HTTP/1.1 + h2c backend answering `200` with a plain-text body:
 /// `backend=<name>\nmethod=..\npath=..\nhost=..\nversion=..\n<header>: <value>\n...`.
 /// The path includes the query. The response carries `x-backend: <name>`.
-pub async fn http_echo(name: &'static str) -> SocketAddr {
+pub(crate) async fn http_echo(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
     let address = listener.local_addr().expect("echo address");
     tokio::spawn(async move {
@@ -156,7 +156,7 @@ pub async fn http_echo(name: &'static str) -> SocketAddr {
 
 /// A TCP backend echoing every byte back, half-close aware (it shuts down its write side after
 /// the client's FIN).
-pub async fn tcp_echo() -> SocketAddr {
+pub(crate) async fn tcp_echo() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind tcp echo");
@@ -177,7 +177,7 @@ pub async fn tcp_echo() -> SocketAddr {
 }
 
 /// A UDP backend echoing every datagram back to its sender, prefixed with `tag`.
-pub async fn udp_echo(tag: &'static str) -> SocketAddr {
+pub(crate) async fn udp_echo(tag: &'static str) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp echo");
     let address = socket.local_addr().expect("address");
     tokio::spawn(async move {
@@ -195,14 +195,19 @@ pub async fn udp_echo(tag: &'static str) -> SocketAddr {
 }
 
 /// A self-signed certificate and key (PEM) for `names`.
-pub fn self_signed(names: &[&str]) -> (String, String) {
+pub(crate) fn self_signed(names: &[&str]) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let cert = rcgen::generate_simple_self_signed(names).expect("rcgen");
     (cert.cert.pem(), cert.signing_key.serialize_pem())
 }
 
 /// A `kubernetes.io/tls` Secret manifest.
-pub fn tls_secret_yaml(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> String {
+pub(crate) fn tls_secret_yaml(
+    namespace: &str,
+    name: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
     let indent = |pem: &str| {
         pem.lines()
             .map(|l| format!("    {l}\n"))
@@ -223,7 +228,10 @@ stringData:
 }
 
 /// Reads until EOF with a deadline.
-pub async fn read_to_end_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Vec<u8> {
+pub(crate) async fn read_to_end_within(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
     out
