@@ -131,6 +131,8 @@ pub fn print_reload_errors(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // The source also sends "no error" after good loads; only a recovery is news.
+        let mut failing = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -138,10 +140,15 @@ pub fn print_reload_errors(
             }
             let current = errors.borrow_and_update().clone();
             match current {
-                Some(error) => eprintln!(
-                    "reload failed; still serving the last good configuration:\n{error}"
-                ),
-                None => eprintln!("configuration loads again"),
+                Some(error) => {
+                    failing = true;
+                    eprintln!("reload failed; still serving the last good configuration:\n{error}");
+                }
+                None if failing => {
+                    failing = false;
+                    eprintln!("configuration loads again");
+                }
+                None => {}
             }
         }
     })
