@@ -70,13 +70,15 @@ fn snapshot(target: &str, blue: SocketAddr, green: SocketAddr) -> Snapshot {
         objects.push(json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"ports": [{"port": 80, "targetPort": address.port()}]}}));
-        objects.push(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        objects.push(
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": name, "namespace": "default",
                          "labels": {"kubernetes.io/service-name": name}},
             "addressType": "IPv4",
             "ports": [{"port": address.port(), "protocol": "TCP"}],
             "endpoints": [{"addresses": [address.ip().to_string()],
-                           "conditions": {"ready": true}}]}));
+                           "conditions": {"ready": true}}]}),
+        );
     }
     let mut snapshot = Snapshot::default();
     for object in objects {
@@ -91,15 +93,17 @@ fn snapshot(target: &str, blue: SocketAddr, green: SocketAddr) -> Snapshot {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
 
     // Two backends, on ports the OS picks, for the route to alternate between.
     let backends = CancellationToken::new();
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let blue = gateway_examples::backends::http_echo(loopback, "blue".into(), backends.clone())
-        .await?;
-    let green = gateway_examples::backends::http_echo(loopback, "green".into(), backends.clone())
-        .await?;
+    let blue =
+        gateway_examples::backends::http_echo(loopback, "blue".into(), backends.clone()).await?;
+    let green =
+        gateway_examples::backends::http_echo(loopback, "green".into(), backends.clone()).await?;
 
     let mut source = FlippingSource {
         timer: tokio::time::interval(Duration::from_secs(5)),

@@ -150,8 +150,8 @@ async fn run(
     options: RunOptions,
     gateway_config: GatewayConfig,
 ) -> anyhow::Result<ExitCode> {
-    let source = FileSource::new(&config)
-        .with_context(|| format!("cannot watch {}", config.display()))?;
+    let source =
+        FileSource::new(&config).with_context(|| format!("cannot watch {}", config.display()))?;
     let errors = source.errors();
     let gateway = Gateway::new(gateway_config);
     let shutdown = CancellationToken::new();

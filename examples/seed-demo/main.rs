@@ -110,7 +110,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             authority,
             name,
             insecure,
-        }) => call(config, SocketAddr::new(host, port), authority, name, insecure).await,
+        }) => {
+            call(
+                config,
+                SocketAddr::new(host, port),
+                authority,
+                name,
+                insecure,
+            )
+            .await
+        }
         None => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = cli.drain_timeout;

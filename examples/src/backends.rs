@@ -64,7 +64,10 @@ fn echo_body(name: &str, request: &Request<Incoming>) -> String {
         request.version()
     );
     for (header, value) in request.headers() {
-        body.push_str(&format!("{header}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+        body.push_str(&format!(
+            "{header}: {}\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
     }
     body
 }

@@ -47,11 +47,7 @@ impl Checked {
 
 /// Loads `config` (a file or a folder, read recursively) the way the file source serves it
 /// and compiles it.
-pub fn check(
-    config: &Path,
-    controller_name: Option<String>,
-    default_namespace: &str,
-) -> Checked {
+pub fn check(config: &Path, controller_name: Option<String>, default_namespace: &str) -> Checked {
     let load_options = LoadOptions::default().with_default_namespace(default_namespace);
     match gateway_file::load(config, &load_options) {
         Err(error) => Checked::LoadFailed(error),

@@ -75,8 +75,10 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = http::Response<Body>> + Se
 /// When the embedded descriptor set does not decode (a build problem).
 pub fn router(
     greeter: HelloService,
-) -> Result<impl Fn(http::Request<Incoming>) -> ResponseFuture + Clone + Send + Sync + 'static, BoxError>
-{
+) -> Result<
+    impl Fn(http::Request<Incoming>) -> ResponseFuture + Clone + Send + Sync + 'static,
+    BoxError,
+> {
     let greeter = GreeterServer::new(greeter);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -207,9 +209,18 @@ impl tower_service::Service<http::Request<Body>> for H2Channel {
     }
 }
 
-async fn connect(options: &CallOptions) -> Result<H2Channel, BoxError> {
+/// A TLS client configuration that trusts exactly `pinned_pem` (the demo's self-signed
+/// certificate), or, with `None`, any certificate (demo only), offering `alpn`.
+///
+/// # Errors
+///
+/// When `pinned_pem` holds no PEM certificate.
+pub fn tls_client_config(
+    pinned_pem: Option<&[u8]>,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, BoxError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let pinned = match &options.trusted_certificate_pem {
+    let pinned = match pinned_pem {
         Some(pem) => Some(CertificateDer::from_pem_slice(pem)?.into_owned()),
         None => None,
     };
@@ -222,7 +233,12 @@ async fn connect(options: &CallOptions) -> Result<H2Channel, BoxError> {
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+async fn connect(options: &CallOptions) -> Result<H2Channel, BoxError> {
+    let config = tls_client_config(options.trusted_certificate_pem.as_deref(), &[b"h2"])?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(options.address).await?;
     let server_name = ServerName::try_from(options.authority.clone())?;

@@ -228,7 +228,10 @@ impl SeedDemo {
             out,
             "  curl -i -H 'Host: app.me' http://127.0.0.1:{http}/http-echo"
         );
-        let _ = writeln!(out, "  # https: 200 \"Hello from http-echo\" (HTTP/1.1, then HTTP/2); other paths 404");
+        let _ = writeln!(
+            out,
+            "  # https: 200 \"Hello from http-echo\" (HTTP/1.1, then HTTP/2); other paths 404"
+        );
         let _ = writeln!(
             out,
             "  curl -k --resolve app.me:{https}:127.0.0.1 https://app.me:{https}/http-echo"
@@ -244,7 +247,10 @@ impl SeedDemo {
         let _ = writeln!(out, "  # tcp and udp: type a line, it comes back");
         let _ = writeln!(out, "  nc 127.0.0.1 {tcp}");
         let _ = writeln!(out, "  nc -u 127.0.0.1 {udp}");
-        let _ = writeln!(out, "  # grpc over TLS: list services by reflection, call helloworld.Greeter/SayHello");
+        let _ = writeln!(
+            out,
+            "  # grpc over TLS: list services by reflection, call helloworld.Greeter/SayHello"
+        );
         let _ = writeln!(
             out,
             "  cargo run --release --example seed-demo -- call --port {grpc}"

@@ -108,10 +108,21 @@ where
         if !options.quiet {
             print!(
                 "{}",
-                describe_apply(generation, &previous, &bound, &report, &status, options.print_status)
+                describe_apply(
+                    generation,
+                    &previous,
+                    &bound,
+                    &report,
+                    &status,
+                    options.print_status
+                )
             );
         }
-        tracing::info!(generation, complete = report.is_complete(), "configuration applied");
+        tracing::info!(
+            generation,
+            complete = report.is_complete(),
+            "configuration applied"
+        );
         previous.clone_from(&bound);
         applied.send_replace(Some(Applied {
             generation,
@@ -272,14 +283,21 @@ fn describe_apply(
         out.push('\n');
     }
     for issue in &report.listener_issues {
-        let _ = writeln!(out, "  listener {} not served: {}", issue.listener, issue.message);
+        let _ = writeln!(
+            out,
+            "  listener {} not served: {}",
+            issue.listener, issue.message
+        );
     }
     if print_status {
         out.push_str(&status.to_table());
     } else {
         let problems = status_problems(status);
         if !problems.is_empty() {
-            let _ = writeln!(out, "  status problems (--print-status shows every condition):");
+            let _ = writeln!(
+                out,
+                "  status problems (--print-status shows every condition):"
+            );
             for problem in problems {
                 let _ = writeln!(out, "    {problem}");
             }
@@ -314,7 +332,10 @@ pub fn status_problems(status: &Status) -> Vec<String> {
         let name = gateway.key.to_string();
         check(name.clone(), &gateway.status.conditions);
         for listener in &gateway.status.listeners {
-            check(format!("{name} listener {}", listener.name), &listener.conditions);
+            check(
+                format!("{name} listener {}", listener.name),
+                &listener.conditions,
+            );
         }
     }
     for route in &status.routes {
