@@ -150,13 +150,13 @@ async fn run(
     options: RunOptions,
     gateway_config: GatewayConfig,
 ) -> anyhow::Result<ExitCode> {
-    let source =
-        FileSource::new(&config).with_context(|| format!("cannot watch {}", config.display()))?;
+    // The file source's errors already name the path.
+    let source = FileSource::new(&config).map_err(|error| anyhow::anyhow!("{error}"))?;
     let errors = source.errors();
     let gateway = Gateway::new(gateway_config);
     let shutdown = CancellationToken::new();
-    let (applied, _) = watch::channel(None);
-    serve::print_reload_errors(errors, shutdown.clone());
+    let (applied, applied_rx) = watch::channel(None);
+    serve::print_reload_errors(errors, applied_rx, shutdown.clone());
     let serving = tokio::spawn(serve::serve(
         source,
         gateway.clone(),

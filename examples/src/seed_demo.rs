@@ -133,7 +133,7 @@ pub async fn run(options: SeedDemoOptions) -> Result<SeedDemo, BoxError> {
         stop_serving.clone(),
     ));
     if !options.quiet {
-        serve::print_reload_errors(errors, stop_serving.clone());
+        serve::print_reload_errors(errors, applied.clone(), stop_serving.clone());
     }
     let first = loop {
         tokio::select! {

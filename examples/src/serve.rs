@@ -137,8 +137,12 @@ where
 /// Prints every failed reload of a [`FileSource`](gateway_file::FileSource) (from its
 /// `errors()` channel) until `shutdown`: the gateway keeps serving the last good
 /// configuration, and the person editing the files needs to see why their change is not live.
+///
+/// Errors before the first apply are not printed: they are the initial load's, which
+/// [`serve`] returns to its caller.
 pub fn print_reload_errors(
     mut errors: watch::Receiver<Option<Arc<LoadError>>>,
+    applied: watch::Receiver<Option<Applied>>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -150,6 +154,9 @@ pub fn print_reload_errors(
                 changed = errors.changed() => if changed.is_err() { return },
             }
             let current = errors.borrow_and_update().clone();
+            if applied.borrow().is_none() {
+                continue;
+            }
             match current {
                 Some(error) => {
                     failing = true;

@@ -542,6 +542,10 @@ endpoints:
         &failures[..failures.len().min(20)]
     );
     let ok = ok.load(Ordering::Relaxed);
+    eprintln!(
+        "hot reload: {ok} requests answered 200 across {} reloads",
+        applied.generation - generation_before
+    );
     assert!(ok >= 100, "only {ok} requests answered");
     assert!(
         applied.generation >= generation_before + 10,
