@@ -23,3 +23,6 @@ mod tls;
 pub use config::{GatewayConfig, HttpLimits, L4Limits, ListenerConfig, TlsLimits};
 pub use error::Error;
 pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue};
+/// The ClientHello parser, for the fuzz targets.
+#[doc(hidden)]
+pub use tls::fuzzing;

@@ -15,7 +15,11 @@ use crate::shared::{ConnCtx, Shared};
 /// Binds a listening TCP socket: `SO_REUSEADDR` so a restart does not wait for TIME_WAIT,
 /// dual-stack for `::`, the configured backlog.
 pub(crate) fn bind_tcp(address: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     if address.is_ipv6() {
         // `::` serves IPv4 clients too, as `0.0.0.0` users expect of a dual-stack host.
@@ -29,7 +33,11 @@ pub(crate) fn bind_tcp(address: SocketAddr, backlog: i32) -> std::io::Result<Tcp
 
 /// Binds a UDP socket with the same address rules.
 pub(crate) fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     socket.set_reuse_address(true)?;
     if address.is_ipv6() {
         socket.set_only_v6(!address.ip().is_unspecified())?;
@@ -94,7 +102,9 @@ pub(crate) async fn accept_loop(
 
 async fn dispatch(state: Arc<BindState>, stream: TcpStream, ctx: ConnCtx) {
     match &*state {
-        BindState::Http(http) => crate::http::serve_connection(http.clone(), stream, ctx, None).await,
+        BindState::Http(http) => {
+            crate::http::serve_connection(http.clone(), stream, ctx, None).await
+        }
         BindState::Tls(tls) => crate::tls::serve_connection(tls.clone(), stream, ctx).await,
         BindState::Tcp(tcp) => crate::l4::serve_tcp(tcp.clone(), stream, ctx).await,
         BindState::Udp(_) => {

@@ -188,7 +188,11 @@ impl Gateway {
                 }
             }
         }
-        let removed: Vec<_> = running.keys().filter(|k| !wanted.contains(k)).copied().collect();
+        let removed: Vec<_> = running
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
         for key in removed {
             if let Some(gone) = running.remove(&key) {
                 tracing::info!(address = %gone.local, "listener removed; draining its connections");
@@ -280,7 +284,10 @@ impl Gateway {
             .await
             .is_err()
         {
-            tracing::warn!(?deadline, "drain deadline passed; closing remaining connections");
+            tracing::warn!(
+                ?deadline,
+                "drain deadline passed; closing remaining connections"
+            );
             for s in &signals {
                 s.kill.cancel();
             }

@@ -16,6 +16,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// Upstream connection pools and other HTTP state that outlives configurations.
     pub(crate) http: crate::http::HttpShared,
+    /// TCP/UDP state that outlives configurations (connection counts, counters).
+    pub(crate) l4: crate::l4::L4Shared,
 }
 
 impl Shared {
@@ -25,6 +27,7 @@ impl Shared {
             config,
             tracker: TaskTracker::new(),
             http,
+            l4: crate::l4::L4Shared::default(),
         })
     }
 }

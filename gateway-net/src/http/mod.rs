@@ -1,56 +1,397 @@
-//! HTTP/1.1, HTTP/2 and h2c serving, routing, filters and forwarding (skeleton: the HTTP
-//! data plane issue fills this module).
+//! HTTP/1.1, HTTP/2 and h2c serving, routing, filters and forwarding.
+//!
+//! # Serving
+//!
+//! Cleartext sockets serve HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port
+//! (hyper-util's `auto` connection detects the HTTP/2 preface); connections whose TLS ALPN
+//! chose `h2` are served as HTTP/2 directly. Bodies stream both ways without buffering
+//! (except for retries, see below), trailers pass through, HTTP/1.1 `Upgrade` (WebSocket) is
+//! forwarded and both upgraded streams are joined.
+//!
+//! When a listener is removed or the gateway shuts down, each connection is asked to finish
+//! (HTTP/2 GOAWAY, HTTP/1.1 `Connection: close` after the in-flight response) and is dropped
+//! when the drain deadline passes.
+//!
+//! # Limits ([`HttpLimits`], defaults in parentheses)
+//!
+//! - request head size, HTTP/1.1 (64 KiB) → `431`; header list size, HTTP/2 (64 KiB);
+//! - header count, HTTP/1.1 (100) → `431`;
+//! - header read timeout (30 s): a client that does not finish its request head in time
+//!   (slowloris) has its connection closed. hyper starts this timer whenever an HTTP/1.1
+//!   connection waits for a request head, so it also bounds the keep-alive idle wait of
+//!   HTTP/1.1 connections;
+//! - idle timeout (60 s): a connection without a request in flight for that long is closed
+//!   gracefully (HTTP/1.1 and HTTP/2);
+//! - HTTP/2 concurrent streams per connection (256), pending-accept reset streams (20) and
+//!   locally-errored reset streams (1024): the "rapid reset" defences;
+//! - upstream connect timeout (5 s) → `503`; upstream pool idle timeout (90 s).
+//!
+//! Request smuggling: several different `Content-Length` values get `400` and are never
+//! forwarded. A request with both `Content-Length` and `Transfer-Encoding` is handled by hyper
+//! as RFC 9112 §6.3 allows: `Transfer-Encoding` wins, `Content-Length` is dropped and the
+//! connection is closed after the response, so bytes hidden behind the chunked body are never
+//! parsed as a request and the backend sees one consistently framed request. (hyper strips the
+//! conflicting header before the gateway sees the request, so a `400` would need a second
+//! parser of the raw head; the check in the handler catches what hyper lets through.)
+//!
+//! # Forwarding headers
+//!
+//! - Hop-by-hop headers are removed both ways: `Connection` and the headers it lists,
+//!   `Keep-Alive`, `Proxy-Connection`, `TE` (except `TE: trailers`, which gRPC needs),
+//!   `Transfer-Encoding`, `Upgrade` (kept, with `Connection: upgrade`, for upgrades).
+//! - `Host` (HTTP/1.1) or `:authority` (HTTP/2) is sent as received unless `URLRewrite` sets a
+//!   hostname.
+//! - `X-Forwarded-For`: the client IP is appended to any value received (as Envoy and nginx
+//!   `$proxy_add_x_forwarded_for` do; the gateway does not decide which hops to trust).
+//! - `X-Forwarded-Proto`: set (replaced) to `http` or `https`, what the client used.
+//! - `X-Request-Id`: passed through when present; otherwise generated as 32 hex digits, a
+//!   per-process random seed followed by a counter: unique within a process and across
+//!   restarts with high probability, and cheaper than a UUID.
+//!
+//! # Per request
+//!
+//! The path is normalised (`400` if it cannot be) and the normalised path is what the backend
+//! receives. gRPC calls (`content-type: application/grpc*`) are routed by GRPCRoutes first;
+//! a host served by GRPCRoutes with no matching rule gets `UNIMPLEMENTED` (12), and errors of
+//! gRPC calls are answered as trailers-only gRPC statuses (`UNAVAILABLE` 14 for missing or
+//! unreachable backends, `DEADLINE_EXCEEDED` 4 for timeouts, `INTERNAL` 13 otherwise). Other
+//! requests are routed by HTTPRoutes: no match is `404`; an invalid backend `500`; a Service
+//! without endpoints `503`; a refused or failed connection `502` (one attempt per request,
+//! unless a retry policy says otherwise); a connect timeout `503`; `backendRequest` or
+//! `request` timeouts `504`. Timeouts cover the exchange up to the response head; a streaming
+//! response body is not cut by them.
+//!
+//! Retries (`ir::Retry`) are made only when the request body is empty or known (by
+//! `Content-Length`) to be at most 64 KiB: such a body is read fully before the first attempt
+//! so that it can be sent again. Connection errors are retried as well as the listed codes.
+//!
+//! Backends are chosen by weight at random; endpoints of a Service in round-robin order.
+//! Mirrors get a copy of the request (the body is teed through a bounded channel; a mirror
+//! that cannot keep up loses its copy, never slowing the main request) and their responses
+//! are discarded.
+//!
+//! # Access log
+//!
+//! One `tracing` event at INFO on the target `access_log` per request, with the structured
+//! fields `method`, `host`, `path`, `status`, `route`, `rule`, `backend`, `upstream_ms`,
+//! `total_ms` and `protocol`, emitted when the response head is ready.
+
+mod filters;
+mod handler;
+mod upstream;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use gateway_core::ir;
+use gateway_core::router::HttpRouter;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::runtime::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
 
-/// HTTP limits and timeouts.
-#[derive(Clone, Debug, Default)]
+/// HTTP limits and timeouts. Every field documents its default.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct HttpLimits {}
+pub struct HttpLimits {
+    /// Largest HTTP/1.1 request head (request line and headers) in bytes, and largest HTTP/2
+    /// header list; larger heads get `431`. Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Most headers in an HTTP/1.1 request; more get `431`. Default 100.
+    pub max_header_count: usize,
+    /// Time a client has to send a complete request head (slowloris defence; also bounds the
+    /// HTTP/1.1 keep-alive wait). Default 30 s.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// HTTP/2 streams a client may open at once on one connection. Default 256.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before the gateway accepted them that are
+    /// tolerated at once ("rapid reset", CVE-2023-44487). Default 20.
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams the gateway may reset because of client errors before it closes the
+    /// connection (CVE-2024-27316 class). Default 1024.
+    pub h2_max_local_error_reset_streams: usize,
+    /// Time to establish a connection to a backend endpoint; exceeded → `503`. Default 5 s.
+    pub upstream_connect_timeout: Duration,
+    /// Idle upstream connections older than this are not reused. Default 90 s.
+    pub upstream_idle_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept per upstream endpoint. Default 256.
+    pub upstream_max_idle_per_endpoint: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_header_bytes: 64 * 1024,
+            max_header_count: 100,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            h2_max_concurrent_streams: 256,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 1024,
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_idle_timeout: Duration::from_secs(90),
+            upstream_max_idle_per_endpoint: 256,
+        }
+    }
+}
 
 /// HTTP state that outlives configurations (upstream pools).
-#[derive(Debug)]
-pub(crate) struct HttpShared {}
+pub(crate) struct HttpShared {
+    /// Cleartext connections: HTTP/1.1 or h2c by preface.
+    auto: auto::Builder<TokioExecutor>,
+    /// Connections whose ALPN chose h2.
+    h2_only: auto::Builder<TokioExecutor>,
+    /// Upstream connections.
+    pub(crate) pool: upstream::Pool,
+    /// Random seed of generated request ids.
+    request_id_seed: u64,
+    /// Counter of generated request ids.
+    request_id_counter: AtomicU64,
+    limits: HttpLimits,
+}
+
+impl std::fmt::Debug for HttpShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpShared")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn server_builder(limits: &HttpLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's minimum buffer is 8 KiB; a smaller limit would be refused at run time.
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_header_count);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.h2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
 
 impl HttpShared {
-    pub(crate) fn new(_limits: &HttpLimits) -> HttpShared {
-        HttpShared {}
+    pub(crate) fn new(limits: &HttpLimits) -> HttpShared {
+        HttpShared {
+            auto: server_builder(limits),
+            h2_only: server_builder(limits).http2_only(),
+            pool: upstream::Pool::new(limits),
+            request_id_seed: fastrand::u64(..),
+            request_id_counter: AtomicU64::new(0),
+            limits: limits.clone(),
+        }
+    }
+
+    /// A fresh request id: seed and counter, 32 hex digits.
+    fn request_id(&self) -> String {
+        let n = self.request_id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.request_id_seed, n)
     }
 }
 
 /// The configuration of one HTTP socket (or of the terminated-HTTPS listeners of a TLS one).
 #[derive(Debug)]
-pub(crate) struct HttpBindState {}
+pub(crate) struct HttpBindState {
+    router: HttpRouter,
+    /// Round-robin counters of the Services' endpoint lists, keyed by the address of the
+    /// endpoint slice (stable for the life of this state, which holds the Ir listeners).
+    round_robin: std::collections::HashMap<usize, AtomicUsize>,
+}
 
 impl HttpBindState {
     pub(crate) fn build(
-        _listeners: &[Arc<ir::Listener>],
+        listeners: &[Arc<ir::Listener>],
         _shared: &Arc<Shared>,
     ) -> (HttpBindState, Vec<ListenerIssue>) {
-        (HttpBindState {}, Vec::new())
+        let mut round_robin = std::collections::HashMap::new();
+        let mut add = |backend: &ir::ServiceBackend| {
+            round_robin
+                .entry(endpoints_key(&backend.endpoints))
+                .or_insert_with(|| AtomicUsize::new(fastrand::usize(..)));
+        };
+        let mut add_action = |action: &ir::RuleAction, filters: &[ir::HttpFilter]| {
+            let each_filter =
+                |filters: &[ir::HttpFilter], add: &mut dyn FnMut(&ir::ServiceBackend)| {
+                    for f in filters {
+                        if let ir::HttpFilter::Mirror(m) = f {
+                            add(&m.backend);
+                        }
+                    }
+                };
+            each_filter(filters, &mut add);
+            if let ir::RuleAction::Forward(backends) = action {
+                for b in backends {
+                    if let ir::Backend::Service(s) = &b.backend {
+                        add(s);
+                    }
+                    each_filter(&b.filters, &mut add);
+                }
+            }
+        };
+        for listener in listeners {
+            for route in &listener.http_routes {
+                for rule in &route.rules {
+                    add_action(&rule.action, &rule.filters);
+                }
+            }
+            for route in &listener.grpc_routes {
+                for rule in &route.rules {
+                    add_action(&rule.action, &rule.filters);
+                }
+            }
+        }
+        (
+            HttpBindState {
+                router: HttpRouter::new(listeners),
+                round_robin,
+            },
+            Vec::new(),
+        )
+    }
+
+    /// The next endpoint of `backend` in round-robin order (`None` without endpoints).
+    fn endpoint(&self, backend: &ir::ServiceBackend) -> Option<std::net::SocketAddr> {
+        let endpoints = &backend.endpoints;
+        match endpoints.len() {
+            0 => None,
+            1 => endpoints.first().copied(),
+            n => {
+                let i = match self.round_robin.get(&endpoints_key(endpoints)) {
+                    Some(counter) => counter.fetch_add(1, Ordering::Relaxed),
+                    None => fastrand::usize(..),
+                };
+                endpoints.get(i % n).copied()
+            }
+        }
     }
 }
 
+fn endpoints_key(endpoints: &Arc<[std::net::SocketAddr]>) -> usize {
+    endpoints.as_ptr() as usize
+}
+
 /// What TLS negotiated, for requests over terminated TLS.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct TlsInfo {
     /// SNI the client sent.
     pub(crate) sni: Option<String>,
+    /// Whether ALPN chose `h2`: the connection is served as HTTP/2 without preface detection.
+    pub(crate) alpn_h2: bool,
+}
+
+/// Per-connection facts the request handler needs.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    peer: std::net::SocketAddr,
+    /// Whether the client reached us over TLS.
+    tls: bool,
+    shared: Arc<Shared>,
+    /// Requests whose response has not finished.
+    active: AtomicUsize,
+    /// Milliseconds since `started` when the last request finished.
+    last_done_ms: AtomicU64,
+    started: Instant,
+}
+
+impl ConnInfo {
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_done_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request as in flight until dropped (with the response body).
+#[derive(Debug)]
+pub(crate) struct ActiveGuard(Arc<ConnInfo>);
+
+impl ActiveGuard {
+    fn new(conn: &Arc<ConnInfo>) -> ActiveGuard {
+        conn.active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(conn.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves HTTP on one connection until it closes or the gateway drains.
 pub(crate) async fn serve_connection<IO>(
-    _state: Arc<HttpBindState>,
-    _io: IO,
-    _ctx: ConnCtx,
-    _tls: Option<TlsInfo>,
+    state: Arc<HttpBindState>,
+    io: IO,
+    ctx: ConnCtx,
+    tls: Option<TlsInfo>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let shared = ctx.shared.clone();
+    if let Some(tls) = &tls {
+        tracing::trace!(peer = %ctx.peer, sni = ?tls.sni, h2 = tls.alpn_h2, "serving HTTP over TLS");
+    }
+    let conn_info = Arc::new(ConnInfo {
+        peer: ctx.peer,
+        tls: tls.is_some(),
+        shared: shared.clone(),
+        active: AtomicUsize::new(0),
+        last_done_ms: AtomicU64::new(0),
+        started: Instant::now(),
+    });
+    let builder = if tls.as_ref().is_some_and(|t| t.alpn_h2) {
+        &shared.http.h2_only
+    } else {
+        &shared.http.auto
+    };
+    let service_conn = conn_info.clone();
+    let service = hyper::service::service_fn(move |req| {
+        handler::handle(state.clone(), service_conn.clone(), req)
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let idle = shared.config.http.idle_timeout;
+    let mut closing = false;
+    loop {
+        let next_check = tokio::time::sleep(idle.max(Duration::from_millis(10)) / 2);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %ctx.peer, %error, "HTTP connection ended with an error");
+                }
+                return;
+            }
+            () = ctx.graceful.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = ctx.kill.cancelled() => {
+                tracing::debug!(peer = %ctx.peer, "drain deadline passed; closing HTTP connection");
+                return;
+            }
+            () = next_check, if !closing => {
+                let last = Duration::from_millis(conn_info.last_done_ms.load(Ordering::Relaxed));
+                if conn_info.active.load(Ordering::Relaxed) == 0
+                    && conn_info.started.elapsed().saturating_sub(last) >= idle
+                {
+                    tracing::debug!(peer = %ctx.peer, "idle timeout; closing HTTP connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }

@@ -1,87 +1,303 @@
-//! TCP and UDP proxying (skeleton: filled by the L4 issue).
+//! TCP and UDP proxying.
+//!
+//! A TCP listener forwards each connection to one endpoint of its route's backends
+//! ([`proxy_stream`], shared with TLS passthrough and TLS terminate). A UDP listener keeps a
+//! session per client address, each with its own connected upstream socket ([`run_udp`]).
+//! Route changes apply to new connections and new sessions; open ones keep their upstream.
 
-use std::sync::Arc;
+mod tcp;
+mod udp;
 
-use arc_swap::ArcSwap;
-use gateway_core::ir;
-use tokio::net::{TcpStream, UdpSocket};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use crate::listener::BindSignals;
-use crate::runtime::{BindState, ListenerIssue};
-use crate::shared::{ConnCtx, Shared};
+use gateway_core::ir::{self, ListenerId};
 
-/// TCP and UDP limits.
-#[derive(Clone, Debug, Default)]
+#[allow(unused_imports)] // `proxy_stream` is also called by the TLS listeners
+pub(crate) use tcp::{TcpBindState, proxy_stream, serve_tcp};
+pub(crate) use udp::{UdpBindState, run_udp};
+
+/// TCP and UDP limits. Every field documents its default.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct L4Limits {}
+pub struct L4Limits {
+    /// How long connecting to a backend endpoint may take; past it the client connection is
+    /// closed. Default 5 s.
+    pub connect_timeout: Duration,
+    /// A proxied TCP connection that carries no byte in either direction for this long is
+    /// closed on both sides. Default 1 h (Envoy's `tcp_proxy` default).
+    pub tcp_idle_timeout: Duration,
+    /// Open connections per TCP listener; a connection over it is closed at once and counted.
+    /// The count survives configuration changes. Default 10 000.
+    pub max_connections_per_listener: usize,
+    /// Copy buffer per direction of a proxied TCP connection (two per connection). Default
+    /// 64 KiB: large enough for bulk transfers to need few system calls.
+    pub tcp_buffer_size: usize,
+    /// A UDP session (one client address) with no datagram in either direction for this long
+    /// is ended and its upstream socket closed. Default 60 s.
+    pub udp_idle_timeout: Duration,
+    /// Sessions per UDP listener; when full, a new client evicts the least recently active
+    /// session. Default 10 000.
+    pub max_udp_sessions: usize,
+    /// Largest datagram forwarded, in either direction; larger ones are dropped and counted.
+    /// Default 65 507 (the largest UDP payload over IPv4).
+    pub max_datagram_size: usize,
+}
 
-/// The configuration of one TCP socket.
-#[derive(Debug)]
-pub(crate) struct TcpBindState {}
-
-impl TcpBindState {
-    pub(crate) fn build(
-        _listeners: &[Arc<ir::Listener>],
-        _shared: &Arc<Shared>,
-    ) -> (TcpBindState, Vec<ListenerIssue>) {
-        (TcpBindState {}, Vec::new())
+impl Default for L4Limits {
+    fn default() -> Self {
+        L4Limits {
+            connect_timeout: Duration::from_secs(5),
+            tcp_idle_timeout: Duration::from_secs(3600),
+            max_connections_per_listener: 10_000,
+            tcp_buffer_size: 64 * 1024,
+            udp_idle_timeout: Duration::from_secs(60),
+            max_udp_sessions: 10_000,
+            max_datagram_size: 65_507,
+        }
     }
 }
 
-/// The configuration of one UDP socket.
-#[derive(Debug)]
-pub(crate) struct UdpBindState {}
+/// L4 state of a gateway that outlives configurations.
+#[derive(Debug, Default)]
+pub(crate) struct L4Shared {
+    /// Round-robin position for the choice of backend and endpoint. Gateway-wide because
+    /// [`proxy_stream`] is also called by the TLS listeners, which have no L4 state.
+    pick: AtomicUsize,
+    /// Outcomes of proxied streams (TCP and TLS).
+    pub(crate) streams: StreamStats,
+    /// Counters and open-connection count of each TCP listener, found by listener id when a
+    /// configuration is built, so that the connection limit holds across `apply`.
+    tcp: Mutex<HashMap<ListenerId, Arc<TcpStats>>>,
+    /// Counters of each running UDP socket.
+    udp: Mutex<HashMap<SocketAddr, Arc<UdpStats>>>,
+}
 
-impl UdpBindState {
-    pub(crate) fn build(
-        _listeners: &[Arc<ir::Listener>],
-        _shared: &Arc<Shared>,
-    ) -> (UdpBindState, Vec<ListenerIssue>) {
-        (UdpBindState {}, Vec::new())
+impl L4Shared {
+    fn next_pick(&self) -> usize {
+        self.pick.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The counters of a TCP listener, created on first use. Entries nobody holds any more
+    /// (listener removed and its connections gone) are dropped here, at apply time.
+    fn tcp_stats(&self, id: &ListenerId) -> Arc<TcpStats> {
+        let mut map = self.tcp.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|key, stats| key == id || Arc::strong_count(stats) > 1);
+        map.entry(id.clone()).or_default().clone()
+    }
+
+    fn register_udp(&self, local: SocketAddr) -> Arc<UdpStats> {
+        let stats = Arc::new(UdpStats::default());
+        let mut map = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(local, stats.clone());
+        stats
+    }
+
+    fn unregister_udp(&self, local: SocketAddr) {
+        let mut map = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(&local);
+    }
+
+    /// Counters of every TCP listener (for the metrics exporter).
+    #[allow(dead_code)] // read by the metrics exporter (metrics issue)
+    pub(crate) fn tcp_listeners(&self) -> Vec<(ListenerId, Arc<TcpStats>)> {
+        let map = self.tcp.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Counters of every running UDP socket (for the metrics exporter).
+    #[allow(dead_code)] // read by the metrics exporter (metrics issue)
+    pub(crate) fn udp_sockets(&self) -> Vec<(SocketAddr, Arc<UdpStats>)> {
+        let map = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 }
 
-/// Forwards a client byte stream to one of `backends` (chosen by weight): writes `prefix`
-/// first (the ClientHello a TLS passthrough peeked), then copies both directions until both
-/// sides are done. Used by TCP listeners and by TLS passthrough/terminate listeners.
-///
-/// Skeleton: connects to the first endpoint of the first usable backend; the L4 issue adds
-/// weights, endpoint balancing, timeouts and limits.
-pub(crate) async fn proxy_stream<IO>(
-    mut client: IO,
-    prefix: bytes::Bytes,
-    backends: &[ir::WeightedBackend],
-    ctx: &ConnCtx,
-) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
-    use tokio::io::AsyncWriteExt;
-    let endpoint = backends.iter().find_map(|b| match &b.backend {
-        ir::Backend::Service(s) => s.endpoints.first().copied(),
-        ir::Backend::Invalid { .. } => None,
-    });
-    let Some(endpoint) = endpoint else {
-        tracing::debug!(peer = %ctx.peer, "no usable backend; closing");
-        return;
-    };
-    let Ok(mut upstream) = TcpStream::connect(endpoint).await else {
-        return;
-    };
-    if upstream.write_all(&prefix).await.is_err() {
-        return;
-    }
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+/// Counters of one TCP listener.
+#[derive(Debug, Default)]
+pub(crate) struct TcpStats {
+    /// Connections open now (the limit is checked against it).
+    pub(crate) active: AtomicUsize,
+    /// Connections accepted.
+    pub(crate) accepted: AtomicU64,
+    /// Connections closed at once because the listener was at its limit.
+    pub(crate) rejected_over_limit: AtomicU64,
+    /// Connections closed at once because the listener has no route.
+    pub(crate) no_route: AtomicU64,
 }
 
-/// Proxies one TCP connection.
-pub(crate) async fn serve_tcp(_state: Arc<TcpBindState>, _stream: TcpStream, _ctx: ConnCtx) {}
+/// Outcomes of proxied streams, gateway-wide.
+#[derive(Debug, Default)]
+pub(crate) struct StreamStats {
+    /// Streams whose backend choice fell on an invalid backendRef.
+    pub(crate) rejected_invalid_backend: AtomicU64,
+    /// Streams whose chosen backend had no ready endpoint (or no backend at all).
+    pub(crate) no_endpoint: AtomicU64,
+    /// Connects the endpoint refused or that failed otherwise.
+    pub(crate) connect_failed: AtomicU64,
+    /// Connects that did not finish within `connect_timeout`.
+    pub(crate) connect_timeouts: AtomicU64,
+    /// Streams closed for idleness.
+    pub(crate) idle_closed: AtomicU64,
+    /// Streams closed by the drain deadline.
+    pub(crate) killed: AtomicU64,
+    /// Streams that ended with an I/O error (reset by either side).
+    pub(crate) errors: AtomicU64,
+    /// Bytes read from clients and written upstream.
+    pub(crate) bytes_upstream: AtomicU64,
+    /// Bytes read from upstreams and written to clients.
+    pub(crate) bytes_downstream: AtomicU64,
+}
 
-/// Serves a UDP socket until the bind is removed.
-pub(crate) async fn run_udp(
-    _socket: UdpSocket,
-    _state: Arc<ArcSwap<BindState>>,
-    signals: BindSignals,
-    _shared: Arc<Shared>,
+/// Counters of one UDP socket.
+#[derive(Debug, Default)]
+pub(crate) struct UdpStats {
+    /// Datagrams received from clients.
+    pub(crate) datagrams_in: AtomicU64,
+    /// Datagrams sent back to clients.
+    pub(crate) datagrams_out: AtomicU64,
+    /// Payload bytes received from clients.
+    pub(crate) bytes_in: AtomicU64,
+    /// Payload bytes sent back to clients.
+    pub(crate) bytes_out: AtomicU64,
+    /// Datagrams forwarded to upstreams.
+    pub(crate) datagrams_upstream: AtomicU64,
+    /// Datagrams over `max_datagram_size`, either direction.
+    pub(crate) dropped_too_large: AtomicU64,
+    /// Datagrams of clients the route rejects (invalid backend, no endpoint, no route).
+    pub(crate) dropped_rejected: AtomicU64,
+    /// Datagrams a send failed for (buffer full, upstream refused), either direction.
+    pub(crate) dropped_send_failed: AtomicU64,
+    /// Errors reported by upstream sockets (ICMP port unreachable and the like).
+    pub(crate) upstream_errors: AtomicU64,
+    /// Sessions created.
+    pub(crate) sessions_created: AtomicU64,
+    /// Sessions evicted to make room for a new client.
+    pub(crate) sessions_evicted: AtomicU64,
+    /// Sessions ended for idleness.
+    pub(crate) sessions_expired: AtomicU64,
+    /// Sessions open now.
+    pub(crate) sessions_active: AtomicUsize,
+}
+
+/// The outcome of choosing where a connection or session goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick<'a> {
+    /// Connect here.
+    Endpoint(SocketAddr),
+    /// The share of an invalid backendRef: reject.
+    Invalid(&'a str),
+    /// The chosen backend has no ready endpoint, or there is no backend.
+    NoEndpoint,
+}
+
+/// Chooses a backend by weight and one of its endpoints, from the `n`th position of a
+/// round-robin over the weighted slots: with weights 2 and 1, positions go A A B A A B…, and
+/// each backend's own positions walk its endpoints in turn.
+fn pick(backends: &[ir::WeightedBackend], n: usize) -> Pick<'_> {
+    let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    if total == 0 {
+        return Pick::NoEndpoint;
+    }
+    let n = n as u64;
+    let slot = n % total;
+    let round = n / total;
+    let mut start = 0u64;
+    for b in backends {
+        let weight = u64::from(b.weight);
+        if slot < start + weight {
+            return match &b.backend {
+                ir::Backend::Invalid { reason } => Pick::Invalid(reason),
+                ir::Backend::Service(s) => {
+                    let len = s.endpoints.len() as u64;
+                    if len == 0 {
+                        return Pick::NoEndpoint;
+                    }
+                    // This backend's own turn count, so its endpoints rotate evenly.
+                    let turn = round * weight + (slot - start);
+                    let index = usize::try_from(turn % len).unwrap_or(0);
+                    s.endpoints
+                        .get(index)
+                        .copied()
+                        .map_or(Pick::NoEndpoint, Pick::Endpoint)
+                }
+            };
+        }
+        start += weight;
+    }
+    Pick::NoEndpoint
+}
+
+/// The route of an L4 socket: the first listener's, as one TCP or UDP listener serves a port.
+/// Further listeners on the same socket are reported and not served.
+fn socket_route(
+    listeners: &[Arc<ir::Listener>],
+    kind: &str,
+) -> (
+    Option<ListenerId>,
+    Option<Arc<[ir::WeightedBackend]>>,
+    Vec<crate::runtime::ListenerIssue>,
 ) {
-    signals.graceful.cancelled().await;
+    let issues = listeners
+        .iter()
+        .skip(1)
+        .map(|l| crate::runtime::ListenerIssue {
+            listener: l.id.clone(),
+            message: format!("another {kind} listener already serves this port"),
+        })
+        .collect();
+    let first = listeners.first();
+    let backends = first
+        .and_then(|l| l.l4_route.as_ref())
+        .map(|r| Arc::from(r.backends.as_slice()));
+    (first.map(|l| l.id.clone()), backends, issues)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::ir::{AppProtocol, Backend, ServiceBackend, WeightedBackend};
+
+    fn service(weight: u32, endpoints: &[&str]) -> WeightedBackend {
+        WeightedBackend {
+            weight,
+            backend: Backend::Service(ServiceBackend {
+                service: gateway_core::model::ObjectKey::new(
+                    gateway_core::model::ResourceKind::Service,
+                    "ns",
+                    "svc",
+                ),
+                port: 80,
+                protocol: AppProtocol::Tcp,
+                endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+            }),
+            filters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn weights_and_endpoints_rotate() {
+        let backends = vec![
+            service(2, &["127.0.0.1:1", "127.0.0.1:2"]),
+            WeightedBackend {
+                weight: 1,
+                backend: Backend::Invalid {
+                    reason: "gone".into(),
+                },
+                filters: Vec::new(),
+            },
+        ];
+        let picks: Vec<_> = (0..6).map(|n| pick(&backends, n)).collect();
+        let a1 = Pick::Endpoint("127.0.0.1:1".parse().unwrap());
+        let a2 = Pick::Endpoint("127.0.0.1:2".parse().unwrap());
+        assert_eq!(
+            picks,
+            vec![a1, a2, Pick::Invalid("gone"), a1, a2, Pick::Invalid("gone")]
+        );
+        assert_eq!(pick(&[], 3), Pick::NoEndpoint);
+        assert_eq!(pick(&[service(1, &[])], 0), Pick::NoEndpoint);
+    }
 }

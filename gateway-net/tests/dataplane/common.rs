@@ -32,7 +32,11 @@ pub fn compile_yaml(yaml: &str) -> Ir {
     let snapshot = gateway_file::load_str(Path::new("test.yaml"), yaml, &Default::default())
         .unwrap_or_else(|e| panic!("test manifests do not load:\n{e}"));
     let (ir, status) = compile(&snapshot, &Options::default());
-    assert!(status.all_healthy(), "test manifests are not healthy:\n{}", status.to_table());
+    assert!(
+        status.all_healthy(),
+        "test manifests are not healthy:\n{}",
+        status.to_table()
+    );
     ir
 }
 
@@ -127,7 +131,12 @@ pub async fn http_echo(name: &'static str) -> SocketAddr {
                     for (k, v) in req.headers() {
                         text.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
                     }
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     text.push_str(&format!("body-bytes={}\n", body.len()));
                     Ok::<_, Infallible>(
                         Response::builder()
@@ -148,7 +157,9 @@ pub async fn http_echo(name: &'static str) -> SocketAddr {
 /// A TCP backend echoing every byte back, half-close aware (it shuts down its write side after
 /// the client's FIN).
 pub async fn tcp_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp echo");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind tcp echo");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {
         loop {
@@ -192,7 +203,11 @@ pub fn self_signed(names: &[&str]) -> (String, String) {
 
 /// A `kubernetes.io/tls` Secret manifest.
 pub fn tls_secret_yaml(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> String {
-    let indent = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
     format!(
         "apiVersion: v1
 kind: Secret

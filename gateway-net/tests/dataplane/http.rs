@@ -1,1 +1,1138 @@
-//! Tests of the http data plane (filled by its issue).
+//! HTTP data plane: routing, filters, forwarding, limits, gRPC, upgrades, drain.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use gateway_net::{Gateway, GatewayConfig};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::{self, CLASS, free_port, http_echo, service_yaml};
+
+// === helpers ===
+
+/// A Gateway `gw` in `default` with one HTTP listener on 127.0.0.1:`port`.
+fn gateway_yaml(port: u16) -> String {
+    format!(
+        "{CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: test
+  addresses: [{{type: IPAddress, value: 127.0.0.1}}]
+  listeners: [{{name: http, port: {port}, protocol: HTTP, allowedRoutes: {{kinds: [{{kind: HTTPRoute}}, {{kind: GRPCRoute}}]}}}}]
+"
+    )
+}
+
+/// An HTTPRoute `name` on `gw` with the given `rules:` YAML (indented by 2).
+fn route_yaml(name: &str, hostnames: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [{hostnames}]
+  rules:
+{rules}"
+    )
+}
+
+/// Starts a gateway on manifests that need not be healthy (invalid backends).
+async fn start_any(yaml: &str, config: GatewayConfig) -> Gateway {
+    let gateway = Gateway::new(config);
+    let report = gateway.apply(&common::compile_yaml_any(yaml)).await;
+    assert!(report.bind_failures.is_empty(), "{report:?}");
+    gateway
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+async fn send(port: u16, req: Request<Full<Bytes>>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let (mut parts, body) = req.into_parts();
+    let uri = format!("http://127.0.0.1:{port}{}", parts.uri);
+    parts.uri = uri.parse().expect("uri");
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(Request::from_parts(parts, body)),
+    )
+    .await
+    .expect("answer within 10 s")
+    .expect("an answer");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+async fn get(port: u16, host: &str, path: &str) -> Reply {
+    send(
+        port,
+        Request::get(path)
+            .header("host", host)
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await
+}
+
+/// Writes `request` raw and reads until the gateway closes (or 3 s pass).
+async fn raw(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(request).await.expect("write");
+    let out = common::read_to_end_within(&mut stream, Duration::from_secs(3)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An HTTP/1.1 backend that waits `delay` before answering 200 `slow`, and counts requests.
+async fn slow_backend(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: Request<Incoming>| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("slow"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+/// A backend answering `status` to the first `failures` requests, then 200.
+async fn flaky_backend(failures: usize, status: u16) -> (SocketAddr, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let mut resp = Response::new(Full::new(body));
+                        if n < failures {
+                            *resp.status_mut() = StatusCode::from_u16(status).expect("status");
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+/// A Service with no endpoints.
+fn empty_service_yaml(name: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec: {{ports: [{{port: 80}}]}}
+"
+    )
+}
+
+fn forward_rule(service: &str) -> String {
+    format!("  - backendRefs: [{{name: {service}, port: 80}}]\n")
+}
+
+async fn simple(rules: &str, services: &[String]) -> (Gateway, u16) {
+    let port = free_port();
+    let mut yaml = gateway_yaml(port);
+    for s in services {
+        yaml.push_str("---\n");
+        yaml.push_str(s);
+    }
+    yaml.push_str("---\n");
+    yaml.push_str(&route_yaml("web", "example.com", rules));
+    (start_any(&yaml, GatewayConfig::default()).await, port)
+}
+
+// === forwarding ===
+
+#[tokio::test]
+async fn forwards_with_forwarding_headers() {
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    let reply = send(
+        port,
+        Request::get("/a/./b//c?x=1")
+            .header("host", "example.com")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("connection", "keep-alive, x-hop")
+            .header("x-hop", "secret")
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("backend=one"), "{}", reply.body);
+    assert!(reply.body.contains("path=/a/b/c?x=1"), "{}", reply.body);
+    assert!(reply.body.contains("host=example.com\n"), "{}", reply.body);
+    assert!(
+        reply.body.contains("x-forwarded-for: 10.0.0.1, 127.0.0.1"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("x-forwarded-proto: http"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("x-request-id: "), "{}", reply.body);
+    assert!(!reply.body.contains("x-hop"), "{}", reply.body);
+    assert_eq!(reply.headers["x-backend"], "one");
+
+    let reply = send(
+        port,
+        Request::get("/")
+            .header("host", "example.com")
+            .header("x-request-id", "given")
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await;
+    assert!(reply.body.contains("x-request-id: given"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn no_route_is_404_and_bad_path_is_400() {
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    assert_eq!(get(port, "other.example", "/").await.status, 404);
+    let out = raw(
+        port,
+        b"GET /a%zz HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+}
+
+#[tokio::test]
+async fn invalid_backend_is_500_and_no_endpoints_503_and_refused_502() {
+    let closed = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let rules = "  - matches: [{path: {value: /invalid}}]
+    backendRefs: [{name: missing, port: 80}]
+  - matches: [{path: {value: /empty}}]
+    backendRefs: [{name: empty, port: 80}]
+  - matches: [{path: {value: /refused}}]
+    backendRefs: [{name: closed, port: 80}]
+";
+    let (_gw, port) = simple(
+        rules,
+        &[
+            empty_service_yaml("empty"),
+            service_yaml("default", "closed", closed),
+        ],
+    )
+    .await;
+    assert_eq!(get(port, "example.com", "/invalid").await.status, 500);
+    assert_eq!(get(port, "example.com", "/empty").await.status, 503);
+    assert_eq!(get(port, "example.com", "/refused").await.status, 502);
+}
+
+#[tokio::test]
+async fn backend_request_and_request_timeouts_are_504() {
+    let (slow, _) = slow_backend(Duration::from_secs(2)).await;
+    let rules = "  - matches: [{path: {value: /backend}}]
+    backendRefs: [{name: slow, port: 80}]
+    timeouts: {backendRequest: 200ms}
+  - matches: [{path: {value: /request}}]
+    backendRefs: [{name: slow, port: 80}]
+    timeouts: {request: 200ms}
+";
+    let (_gw, port) = simple(rules, &[service_yaml("default", "slow", slow)]).await;
+    for path in ["/backend", "/request"] {
+        let started = Instant::now();
+        assert_eq!(get(port, "example.com", path).await.status, 504, "{path}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn connect_timeout_is_503() {
+    // A listener whose backlog is full does not complete handshakes: connects hang.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let socket = socket2::SockRef::from(&std_listener);
+    socket.listen(0).expect("listen");
+    let addr = std_listener.local_addr().expect("addr");
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(s) =
+            tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut config = GatewayConfig::default();
+    config.http.upstream_connect_timeout = Duration::from_millis(200);
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "hang", addr),
+        route_yaml("web", "example.com", &forward_rule("hang"))
+    );
+    let _gw = start_any(&yaml, config).await;
+    let started = Instant::now();
+    let status = get(port, "example.com", "/").await.status;
+    // Some kernels still complete the handshake (then the backend never answers: 502 on
+    // close is not expected, so accept only 503 here when the connect did hang).
+    if started.elapsed() >= Duration::from_millis(150) {
+        assert_eq!(status, 503);
+    }
+    drop(fillers);
+}
+
+#[tokio::test]
+async fn retries_listed_codes() {
+    let (flaky, seen) = flaky_backend(2, 503).await;
+    let rules = "  - backendRefs: [{name: flaky, port: 80}]
+    retry: {codes: [503], attempts: 2, backoff: 10ms}
+";
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "flaky", flaky),
+        route_yaml("web", "example.com", rules)
+    );
+    // Retry is an experimental-channel field: compile without insisting on a healthy status.
+    let _gw = start_any(&yaml, GatewayConfig::default()).await;
+    let reply = send(
+        port,
+        Request::post("/")
+            .header("host", "example.com")
+            .body(Full::new(Bytes::from("payload")))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "payload");
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+}
+
+// === filters ===
+
+#[tokio::test]
+async fn request_header_modifier() {
+    let echo = http_echo("one").await;
+    let rules = "  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: X-Set, value: set}]
+        add: [{name: X-Add, value: added}]
+        remove: [X-Remove]
+    backendRefs: [{name: one, port: 80}]
+";
+    let (_gw, port) = simple(rules, &[service_yaml("default", "one", echo)]).await;
+    let reply = send(
+        port,
+        Request::get("/")
+            .header("host", "example.com")
+            .header("x-set", "old")
+            .header("x-add", "first")
+            .header("x-remove", "gone")
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await;
+    assert!(reply.body.contains("x-set: set\n"), "{}", reply.body);
+    assert!(
+        reply.body.contains("x-add: first,added\n"),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.body.contains("x-remove"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn response_header_modifier() {
+    let echo = http_echo("one").await;
+    let rules = "  - filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        set: [{name: X-Backend, value: hidden}]
+        add: [{name: X-Served-By, value: gw}]
+    backendRefs: [{name: one, port: 80}]
+";
+    let (_gw, port) = simple(rules, &[service_yaml("default", "one", echo)]).await;
+    let reply = get(port, "example.com", "/").await;
+    assert_eq!(reply.headers["x-backend"], "hidden");
+    assert_eq!(reply.headers["x-served-by"], "gw");
+}
+
+#[tokio::test]
+async fn request_redirect() {
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}
+  - matches: [{path: {value: /host}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {hostname: other.example, port: 8443}
+  - matches: [{path: {value: /plain}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /full}}
+";
+    let (_gw, port) = simple(rules, &[]).await;
+    let reply = get(port, "example.com", "/old/x?q=1").await;
+    assert_eq!(reply.status, 301);
+    assert_eq!(reply.headers["location"], "https://example.com/new/x?q=1");
+    let reply = get(port, "example.com:1234", "/host").await;
+    assert_eq!(reply.status, 302);
+    assert_eq!(reply.headers["location"], "http://other.example:8443/host");
+    let reply = get(port, "example.com", "/plain").await;
+    assert_eq!(
+        reply.headers["location"],
+        format!("http://example.com:{port}/full")
+    );
+}
+
+#[tokio::test]
+async fn url_rewrite() {
+    let echo = http_echo("one").await;
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /foo}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: internal.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /bar}}
+    backendRefs: [{name: one, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /strip}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs: [{name: one, port: 80}]
+  - matches: [{path: {value: /full}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /replaced}}
+    backendRefs: [{name: one, port: 80}]
+";
+    let (_gw, port) = simple(rules, &[service_yaml("default", "one", echo)]).await;
+    let reply = get(port, "example.com", "/foo/x?a=b").await;
+    assert!(reply.body.contains("path=/bar/x?a=b\n"), "{}", reply.body);
+    assert!(
+        reply.body.contains("host=internal.example\n"),
+        "{}",
+        reply.body
+    );
+    let reply = get(port, "example.com", "/strip/x").await;
+    assert!(reply.body.contains("path=/x\n"), "{}", reply.body);
+    let reply = get(port, "example.com", "/strip").await;
+    assert!(reply.body.contains("path=/\n"), "{}", reply.body);
+    let reply = get(port, "example.com", "/full").await;
+    assert!(reply.body.contains("path=/replaced\n"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn request_mirror() {
+    let echo = http_echo("main").await;
+    let (mirror, seen) = flaky_backend(0, 200).await;
+    let rules = "  - filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: mirror, port: 80}}
+    backendRefs: [{name: main, port: 80}]
+";
+    let (_gw, port) = simple(
+        rules,
+        &[
+            service_yaml("default", "main", echo),
+            service_yaml("default", "mirror", mirror),
+        ],
+    )
+    .await;
+    let reply = send(
+        port,
+        Request::post("/m")
+            .header("host", "example.com")
+            .body(Full::new(Bytes::from("copy me")))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("backend=main"), "{}", reply.body);
+    assert!(reply.body.contains("body-bytes=7"), "{}", reply.body);
+    for _ in 0..100 {
+        if seen.load(Ordering::SeqCst) == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the mirror never saw the request");
+}
+
+#[tokio::test]
+async fn cors_preflight_and_simple_requests() {
+    let echo = http_echo("one").await;
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /cred}}]
+    filters:
+    - type: CORS
+      cors:
+        allowOrigins: [\"https://*.example.com\"]
+        allowMethods: [GET, POST]
+        allowHeaders: [x-custom]
+        exposeHeaders: [x-backend]
+        allowCredentials: true
+        maxAge: 60
+    backendRefs: [{name: one, port: 80}]
+  - filters:
+    - type: CORS
+      cors: {allowOrigins: [\"*\"], allowMethods: [GET]}
+    backendRefs: [{name: one, port: 80}]
+";
+    let (_gw, port) = simple(rules, &[service_yaml("default", "one", echo)]).await;
+    let preflight = |path: &str, origin: &str| {
+        Request::options(path)
+            .header("host", "example.com")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "x-custom")
+            .body(Full::default())
+            .expect("request")
+    };
+    let reply = send(port, preflight("/cred", "https://a.b.example.com")).await;
+    assert_eq!(reply.status, 204);
+    assert!(
+        !reply.headers.contains_key("x-backend"),
+        "proxied: {:?}",
+        reply.headers
+    );
+    assert_eq!(
+        reply.headers["access-control-allow-origin"],
+        "https://a.b.example.com"
+    );
+    assert_eq!(reply.headers["access-control-allow-credentials"], "true");
+    assert_eq!(reply.headers["access-control-allow-methods"], "GET, POST");
+    assert_eq!(reply.headers["access-control-max-age"], "60");
+
+    let reply = send(port, preflight("/cred", "https://evil.com")).await;
+    assert_eq!(reply.status, 204);
+    assert!(!reply.headers.contains_key("access-control-allow-origin"));
+
+    let reply = send(
+        port,
+        Request::get("/cred")
+            .header("host", "example.com")
+            .header("origin", "https://app.example.com")
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(reply.headers["access-control-expose-headers"], "x-backend");
+
+    let reply = send(
+        port,
+        Request::get("/any")
+            .header("host", "example.com")
+            .header("origin", "https://x.org")
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.headers["access-control-allow-origin"], "*");
+    assert!(
+        !reply
+            .headers
+            .contains_key("access-control-allow-credentials")
+    );
+}
+
+#[tokio::test]
+async fn weighted_backends_split_traffic() {
+    let a = http_echo("a").await;
+    let b = http_echo("b").await;
+    let rules =
+        "  - backendRefs: [{name: a, port: 80, weight: 1}, {name: b, port: 80, weight: 1}]\n";
+    let (_gw, port) = simple(
+        rules,
+        &[
+            service_yaml("default", "a", a),
+            service_yaml("default", "b", b),
+        ],
+    )
+    .await;
+    let mut seen_a = 0;
+    for _ in 0..40 {
+        if get(port, "example.com", "/")
+            .await
+            .body
+            .contains("backend=a")
+        {
+            seen_a += 1;
+        }
+    }
+    assert!((5..=35).contains(&seen_a), "{seen_a} of 40 to a");
+}
+
+// === protocols ===
+
+async fn h2_client(port: u16) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge() {
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    let mut client = h2_client(port).await;
+    for _ in 0..3 {
+        let resp = client
+            .send_request(
+                Request::get("http://example.com/h2")
+                    .body(Full::default())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("host=example.com\n"), "{body}");
+        assert!(body.contains("path=/h2\n"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn config_swap_fails_no_request() {
+    let a = http_echo("a").await;
+    let b = http_echo("b").await;
+    let port = free_port();
+    let yaml = |backend: &str| {
+        format!(
+            "{}---\n{}---\n{}---\n{}",
+            gateway_yaml(port),
+            service_yaml("default", "a", a),
+            service_yaml("default", "b", b),
+            route_yaml("web", "example.com", &forward_rule(backend))
+        )
+    };
+    let gateway = common::start(&yaml("a")).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let requests = tokio::spawn(async move {
+        let mut seen = (0, 0);
+        for _ in 0..300 {
+            let req = Request::get(format!("http://127.0.0.1:{port}/"))
+                .header("host", "example.com")
+                .body(Full::default())
+                .expect("request");
+            let resp = client.request(req).await.expect("no request fails");
+            assert_eq!(resp.status(), 200);
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            if body.starts_with(b"backend=a") {
+                seen.0 += 1;
+            } else {
+                seen.1 += 1;
+            }
+        }
+        seen
+    });
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let report = gateway
+            .apply(&common::compile_yaml(&yaml(if i % 2 == 0 {
+                "b"
+            } else {
+                "a"
+            })))
+            .await;
+        assert!(report.is_complete());
+    }
+    let (a_count, b_count) = requests.await.expect("requests");
+    assert_eq!(a_count + b_count, 300);
+}
+
+/// A backend that accepts WebSocket-style upgrades and echoes the upgraded bytes.
+async fn upgrade_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|mut req: Request<Incoming>| async move {
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(upgraded) = upgrade.await {
+                            let mut io = TokioIo::new(upgraded);
+                            let mut buf = [0u8; 1024];
+                            while let Ok(n) = io.read(&mut buf).await {
+                                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(101)
+                            .header("connection", "upgrade")
+                            .header("upgrade", "websocket")
+                            .body(Full::<Bytes>::default())
+                            .expect("response"),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn websocket_upgrade_end_to_end() {
+    let backend = upgrade_backend().await;
+    let (_gw, port) = simple(
+        &forward_rule("ws"),
+        &[service_yaml("default", "ws", backend)],
+    )
+    .await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut byte))
+            .await
+            .expect("head in time")
+            .expect("read");
+        assert_eq!(n, 1, "closed early: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    stream
+        .write_all(b"ping over the tunnel")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 20];
+    tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut buf))
+        .await
+        .expect("echo in time")
+        .expect("echo");
+    assert_eq!(&buf, b"ping over the tunnel");
+}
+
+// === hostile clients ===
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    let big = "a".repeat(100 * 1024);
+    let out = raw(
+        port,
+        format!("GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out:.100}");
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let out = raw(
+        port,
+        format!("GET / HTTP/1.1\r\nHost: example.com\r\n{many}\r\n").as_bytes(),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out:.100}");
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut() {
+    let echo = http_echo("one").await;
+    let mut config = GatewayConfig::default();
+    config.http.header_read_timeout = Duration::from_millis(300);
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "one", echo),
+        route_yaml("web", "example.com", &forward_rule("one"))
+    );
+    let _gw = start_any(&yaml, config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: exa")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let out = common::read_to_end_within(&mut stream, Duration::from_secs(3)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "still open after {elapsed:?}"
+    );
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.is_empty() || out.starts_with("HTTP/1.1 408"), "{out}");
+}
+
+/// A backend recording the paths it saw.
+async fn path_recorder() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let cl = req
+                            .headers()
+                            .get("content-length")
+                            .map(|v| v.to_str().unwrap_or("?").to_owned());
+                        let body = req.uri().path().to_owned();
+                        record
+                            .lock()
+                            .expect("lock")
+                            .push(format!("{body} cl={cl:?}"));
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn smuggling_attempts_never_reach_the_backend() {
+    let (backend, seen) = path_recorder().await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", backend)],
+    )
+    .await;
+    // Conflicting Content-Lengths: 400, nothing forwarded.
+    let out = raw(
+        port,
+        b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(seen.lock().expect("lock").is_empty(), "{:?}", seen.lock());
+    // CL.TE: hyper applies RFC 9112 6.3 (Transfer-Encoding wins, Content-Length is dropped,
+    // the connection closes after the response), so the request hidden after the chunked
+    // body is never parsed and the backend sees one consistently framed request.
+    let out = raw(
+        port,
+        b"POST /first HTTP/1.1\r\nHost: example.com\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n\
+          0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    .await;
+    assert!(out.contains("connection: close"), "{out}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.iter().all(|p| !p.contains("smuggled")), "{seen:?}");
+    assert!(
+        seen.iter().all(|p| !p.contains("cl=Some(\"50\")")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_request() {
+    let (slow, _) = slow_backend(Duration::from_millis(500)).await;
+    let (gateway, port) = simple(
+        &forward_rule("slow"),
+        &[service_yaml("default", "slow", slow)],
+    )
+    .await;
+    let request = tokio::spawn(async move { get(port, "example.com", "/").await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    gateway.shutdown().await;
+    let reply = request.await.expect("request task");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "slow");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "still accepting"
+    );
+}
+
+// === curl ===
+
+fn curl(args: &[&str]) -> String {
+    let output = std::process::Command::new("curl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs the `curl` binary on PATH: {e}"));
+    assert!(
+        output.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_http1_and_h2_prior_knowledge() {
+    let echo = http_echo("one").await;
+    let (_gw, port) = simple(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}/curl?x=1");
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || curl(&["-sS", "-H", "Host: example.com", &url])
+    })
+    .await
+    .expect("curl");
+    assert!(out.contains("path=/curl?x=1"), "{out}");
+    let out = tokio::task::spawn_blocking(move || {
+        curl(&[
+            "-sS",
+            "--http2-prior-knowledge",
+            "-H",
+            "Host: example.com",
+            &url,
+        ])
+    })
+    .await
+    .expect("curl");
+    assert!(out.contains("backend=one"), "{out}");
+    assert!(out.contains("host=example.com"), "{out}");
+}
+
+// === gRPC (raw HTTP/2 framing; no protoc or tonic needed) ===
+
+/// Frames `messages` as gRPC length-prefixed messages.
+fn grpc_frames(messages: &[&[u8]]) -> Bytes {
+    let mut out = Vec::new();
+    for m in messages {
+        out.push(0);
+        out.extend_from_slice(&u32::try_from(m.len()).expect("len").to_be_bytes());
+        out.extend_from_slice(m);
+    }
+    Bytes::from(out)
+}
+
+fn grpc_messages(mut body: Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while body.len() >= 5 {
+        body.advance(1);
+        let len = body.get_u32() as usize;
+        out.push(body.split_to(len));
+    }
+    out
+}
+
+/// An h2c gRPC backend echoing every request message back with `grpc-status: 0` trailers and
+/// an `x-path` trailer carrying the method path.
+async fn grpc_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let path = req.uri().path().to_owned();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().expect("value"));
+                    trailers.insert("x-path", path.parse().expect("value"));
+                    let body = Full::new(body).with_trailers(async move { Some(Ok(trailers)) });
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(body)
+                            .expect("response"),
+                    )
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn grpc_unary_streaming_and_unimplemented() {
+    let backend = grpc_echo().await;
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: grpc, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [grpc.example]
+  rules:
+  - matches: [{{method: {{service: echo.Echo, method: Unary}}}}, {{method: {{service: echo.Echo, method: Stream}}}}]
+    backendRefs: [{{name: grpc, port: 80}}]
+  - matches: [{{method: {{service: echo.Down}}}}]
+    backendRefs: [{{name: down, port: 80}}]
+",
+        gateway_yaml(port),
+        service_yaml("default", "grpc", backend),
+    );
+    let yaml = format!("{yaml}---\n{}", empty_service_yaml("down"));
+    let _gw = start_any(&yaml, GatewayConfig::default()).await;
+    let mut client = h2_client(port).await;
+    let call = |path: &str, messages: &[&[u8]]| {
+        Request::post(format!("http://grpc.example{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(grpc_frames(messages)))
+            .expect("request")
+    };
+
+    // Unary.
+    let resp = client
+        .send_request(call("/echo.Echo/Unary", &[b"hello"]))
+        .await
+        .expect("unary");
+    assert_eq!(resp.status(), 200);
+    let collected = resp.into_body().collect().await.expect("body");
+    let trailers = collected.trailers().cloned().expect("trailers preserved");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-path"], "/echo.Echo/Unary");
+    assert_eq!(
+        grpc_messages(collected.to_bytes()),
+        vec![Bytes::from("hello")]
+    );
+
+    // Client streaming: several messages in, all echoed back.
+    let resp = client
+        .send_request(call("/echo.Echo/Stream", &[b"one", b"two", b"three"]))
+        .await
+        .expect("stream");
+    let collected = resp.into_body().collect().await.expect("body");
+    assert_eq!(collected.trailers().expect("trailers")["grpc-status"], "0");
+    assert_eq!(grpc_messages(collected.to_bytes()).len(), 3);
+
+    // Unmatched method on a host served by GRPCRoutes: UNIMPLEMENTED, trailers-only.
+    let resp = client
+        .send_request(call("/echo.Echo/Nope", &[b"x"]))
+        .await
+        .expect("unimplemented");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "12");
+
+    // No endpoints: UNAVAILABLE rather than an HTML error.
+    let resp = client
+        .send_request(call("/echo.Down/Call", &[b"x"]))
+        .await
+        .expect("unavailable");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "14");
+}

@@ -1,0 +1,773 @@
+//! One request: routing, filters, forwarding, access log.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway_core::ir::{
+    self, AppProtocol, Backend, HttpFilter, PathMatch, RouteId, RuleAction, ServiceBackend,
+    WeightedBackend,
+};
+use gateway_core::router::{GrpcRouting, HttpRequest, RequestHeaders, normalize_path};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::filters;
+use super::upstream::{self, Body, BoxError, ChannelBody, TeeBody, UpstreamError};
+use super::{ActiveGuard, ConnInfo, HttpBindState};
+
+/// Largest request body buffered so that a retry can resend it.
+const RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
+/// Chunks of a request body queued for a mirror before its copy is abandoned.
+const MIRROR_QUEUE: usize = 64;
+
+/// [`RequestHeaders`] over hyper's header map.
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
+
+impl RequestHeaders for Headers<'_> {
+    fn values(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0.get_all(name).iter().filter_map(|v| v.to_str().ok())
+    }
+}
+
+/// What the access log says about a request, filled in as it progresses.
+#[derive(Default)]
+struct LogFields<'s> {
+    route: Option<&'s RouteId>,
+    rule: Option<usize>,
+    backend: Option<SocketAddr>,
+    upstream: Option<Duration>,
+}
+
+/// The response body the server sends: counts the request as active until dropped.
+pub(crate) struct ServerBody {
+    inner: Body,
+    _guard: ActiveGuard,
+}
+
+impl http_body::Body for ServerBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The hyper service of every connection.
+pub(crate) async fn handle(
+    state: Arc<HttpBindState>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ServerBody>, Infallible> {
+    let guard = ActiveGuard::new(&conn);
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let version = req.version();
+    let host = request_host(&req);
+    let mut log = LogFields::default();
+    let response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    tracing::info!(
+        target: "access_log",
+        method = %method,
+        host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""),
+        path = uri.path(),
+        status = response.status().as_u16(),
+        route = log.route.map(tracing::field::display),
+        rule = log.rule,
+        backend = log.backend.map(tracing::field::display),
+        upstream_ms = log.upstream.map(|d| d.as_secs_f64() * 1000.0),
+        total_ms = start.elapsed().as_secs_f64() * 1000.0,
+        protocol = ?version,
+    );
+    Ok(response.map(|inner| ServerBody {
+        inner,
+        _guard: guard,
+    }))
+}
+
+/// The request's host: `:authority` for HTTP/2, else the Host header (or an absolute URI's
+/// authority).
+fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.version() == Version::HTTP_2
+        && let Some(authority) = req.uri().authority()
+    {
+        return HeaderValue::from_str(authority.as_str()).ok();
+    }
+    req.headers().get(header::HOST).cloned()
+}
+
+fn status_response(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(upstream::full(Bytes::from_static(
+        status.canonical_reason().unwrap_or("").as_bytes(),
+    )));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// gRPC status codes the gateway answers with.
+#[derive(Clone, Copy, Debug)]
+enum GrpcCode {
+    DeadlineExceeded = 4,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+}
+
+/// A trailers-only gRPC answer (HTTP 200, the status in the headers).
+fn grpc_response(code: GrpcCode, message: &'static str) -> Response<Body> {
+    let mut resp = Response::new(upstream::empty());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", HeaderValue::from(code as u16));
+    h.insert("grpc-message", HeaderValue::from_static(message));
+    resp
+}
+
+/// An error answer: an HTTP status, or its gRPC equivalent for gRPC calls.
+fn error_response(grpc: bool, status: StatusCode) -> Response<Body> {
+    if !grpc {
+        return status_response(status);
+    }
+    match status {
+        StatusCode::GATEWAY_TIMEOUT => {
+            grpc_response(GrpcCode::DeadlineExceeded, "upstream timeout")
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => {
+            grpc_response(GrpcCode::Unavailable, "upstream unavailable")
+        }
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            grpc_response(GrpcCode::Unavailable, "no valid backend")
+        }
+        _ => grpc_response(GrpcCode::Internal, "gateway error"),
+    }
+}
+
+/// The rule that serves a request, whichever route kind it came from.
+struct Selected<'s> {
+    listener: &'s ir::Listener,
+    filters: &'s [HttpFilter],
+    action: &'s RuleAction,
+    timeouts: ir::Timeouts,
+    retry: Option<&'s ir::Retry>,
+    /// The matched PathPrefix (for ReplacePrefixMatch).
+    prefix: Option<&'s str>,
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Request smuggling: both framings, or disagreeing lengths.
+fn ambiguous_framing(headers: &HeaderMap) -> bool {
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = lengths.next() else {
+        return false;
+    };
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    lengths.any(|v| v != first) || first.as_bytes().contains(&b',')
+}
+
+async fn serve<'s>(
+    state: &'s HttpBindState,
+    conn: &Arc<ConnInfo>,
+    req: Request<Incoming>,
+    host: Option<&HeaderValue>,
+    log: &mut LogFields<'s>,
+) -> Response<Body> {
+    let (mut parts, body) = {
+        let mut req = req;
+        // Taken before the request is split: hyper hands the upgraded stream to this future.
+        let upgrade = if req.version() == Version::HTTP_11 && is_upgrade(req.headers()) {
+            Some(hyper::upgrade::on(&mut req))
+        } else {
+            None
+        };
+        let (mut parts, body) = req.into_parts();
+        if let Some(upgrade) = upgrade {
+            parts.extensions.insert(ClientUpgrade(upgrade));
+        }
+        (parts, body)
+    };
+    if parts.version <= Version::HTTP_11 && ambiguous_framing(&parts.headers) {
+        let mut resp = status_response(StatusCode::BAD_REQUEST);
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    let authority_value;
+    let host: &str = match (host, parts.uri.authority()) {
+        (Some(h), _) => match h.to_str() {
+            Ok(h) => h,
+            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        },
+        (None, Some(a)) => {
+            authority_value = a.clone();
+            authority_value.as_str()
+        }
+        (None, None) => return status_response(StatusCode::BAD_REQUEST),
+    };
+    let uri = parts.uri.clone();
+    let Ok(path) = normalize_path(uri.path()) else {
+        return status_response(StatusCode::BAD_REQUEST);
+    };
+    let grpc = is_grpc(&parts.headers);
+    let mut selected = None;
+    if grpc {
+        let (service, method) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .unwrap_or(("", ""));
+        match state
+            .router
+            .route_grpc(host, service, method, &Headers(&parts.headers))
+        {
+            GrpcRouting::Matched(m) => {
+                log.route = Some(&m.route.id);
+                log.rule = Some(m.rule.index);
+                selected = Some(Selected {
+                    listener: m.listener,
+                    filters: &m.rule.filters,
+                    action: &m.rule.action,
+                    timeouts: ir::Timeouts::default(),
+                    retry: None,
+                    prefix: None,
+                });
+            }
+            GrpcRouting::Unmatched => {
+                return grpc_response(GrpcCode::Unimplemented, "no route for this method");
+            }
+            GrpcRouting::NoGrpcRoutes => {}
+        }
+    }
+    let selected = match selected {
+        Some(s) => s,
+        None => {
+            let request = HttpRequest {
+                host,
+                path: &path,
+                query: uri.query(),
+                method: parts.method.as_str(),
+                headers: &Headers(&parts.headers),
+            };
+            let Some(m) = state.router.route(&request) else {
+                return error_response(grpc, StatusCode::NOT_FOUND);
+            };
+            log.route = Some(&m.route.id);
+            log.rule = Some(m.rule.index);
+            Selected {
+                listener: m.listener,
+                filters: &m.rule.filters,
+                action: &m.rule.action,
+                timeouts: m.rule.timeouts,
+                retry: m.rule.retry.as_ref(),
+                prefix: match &m.matched.path {
+                    PathMatch::Prefix(p) => Some(p.as_str()),
+                    _ => None,
+                },
+            }
+        }
+    };
+
+    // CORS: preflights are answered here; actual requests are decorated on the way back.
+    let mut cors = None;
+    for f in selected.filters {
+        if let HttpFilter::Cors(c) = f {
+            let Some(origin) = parts.headers.get(header::ORIGIN) else {
+                break;
+            };
+            let allowed = origin.to_str().is_ok_and(|o| filters::origin_allowed(c, o));
+            let preflight = parts.method == Method::OPTIONS
+                && parts
+                    .headers
+                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            if preflight {
+                let mut resp = Response::new(upstream::empty());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                if allowed {
+                    filters::cors_preflight(
+                        c,
+                        origin,
+                        parts.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD),
+                        parts.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS),
+                        resp.headers_mut(),
+                    );
+                }
+                return resp;
+            }
+            if allowed {
+                cors = Some((c, origin.clone()));
+            }
+            break;
+        }
+    }
+
+    let scheme = if conn.tls { "https" } else { "http" };
+    let backends = match selected.action {
+        RuleAction::Respond { status, reason } => {
+            tracing::debug!(%reason, status, "rule answers without an upstream");
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return finish(error_response(grpc, status), &selected, None, cors.as_ref());
+        }
+        RuleAction::Redirect(redirect) => {
+            let location = filters::redirect_location(&filters::RedirectInput {
+                redirect,
+                request_scheme: scheme,
+                request_host: host,
+                path: &path,
+                query: uri.query(),
+                prefix: selected.prefix,
+                listener_port: selected.listener.port,
+            });
+            let mut resp = Response::new(upstream::empty());
+            *resp.status_mut() = StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::FOUND);
+            match HeaderValue::from_str(&location) {
+                Ok(v) => {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => return status_response(StatusCode::BAD_REQUEST),
+            }
+            return finish(resp, &selected, None, cors.as_ref());
+        }
+        RuleAction::Forward(backends) => backends,
+    };
+    let Some(chosen) = choose(backends) else {
+        return error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let service = match &chosen.backend {
+        Backend::Service(s) => s,
+        Backend::Invalid { reason } => {
+            tracing::debug!(%reason, "invalid backend");
+            return finish(
+                error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR),
+                &selected,
+                Some(chosen),
+                cors.as_ref(),
+            );
+        }
+    };
+    if service.endpoints.is_empty() {
+        return finish(
+            error_response(grpc, StatusCode::SERVICE_UNAVAILABLE),
+            &selected,
+            Some(chosen),
+            cors.as_ref(),
+        );
+    }
+
+    // Request filters: rule level, then backend level.
+    let mut new_host: Option<&str> = None;
+    let mut new_path: Option<String> = None;
+    let mut mirrors: Vec<&ir::Mirror> = Vec::new();
+    for f in selected.filters.iter().chain(chosen.filters.iter()) {
+        match f {
+            HttpFilter::RequestHeaders(m) => filters::modify_headers(&mut parts.headers, m),
+            HttpFilter::UrlRewrite(rw) => {
+                if let Some(h) = &rw.hostname {
+                    new_host = Some(h);
+                }
+                if let Some(m) = &rw.path {
+                    new_path = Some(filters::modify_path(&path, m, selected.prefix));
+                }
+            }
+            HttpFilter::Mirror(m) => {
+                if fastrand::u32(..m.denominator.max(1)) < m.numerator {
+                    mirrors.push(m);
+                }
+            }
+            HttpFilter::ResponseHeaders(_) | HttpFilter::Cors(_) => {}
+        }
+    }
+
+    // Forwarding headers.
+    let client_upgrade = parts.extensions.remove::<ClientUpgrade>();
+    let upgrade_name = if client_upgrade.is_some() && service.protocol == AppProtocol::Http1 {
+        parts.headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(name) = &upgrade_name {
+        parts.headers.insert(header::UPGRADE, name.clone());
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    append_forwarded_for(&mut parts.headers, conn.peer);
+    parts.headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(scheme),
+    );
+    let request_id = HeaderName::from_static("x-request-id");
+    if !parts.headers.contains_key(&request_id)
+        && let Ok(id) = HeaderValue::from_str(&conn.shared.http.request_id())
+    {
+        parts.headers.insert(request_id, id);
+    }
+    let host_value = match new_host {
+        Some(h) => match HeaderValue::from_str(h) {
+            Ok(v) => v,
+            Err(_) => return status_response(StatusCode::INTERNAL_SERVER_ERROR),
+        },
+        None => match HeaderValue::from_str(host) {
+            Ok(v) => v,
+            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        },
+    };
+    // The path the backend receives: the rewritten one, else the normalised one, with the
+    // original query.
+    let path_and_query = match (&new_path, &path) {
+        (None, std::borrow::Cow::Borrowed(_)) => uri.path_and_query().cloned(),
+        (Some(p), _) | (None, std::borrow::Cow::Owned(p)) => {
+            let text = match uri.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p.clone(),
+            };
+            text.parse().ok()
+        }
+    };
+    let Some(path_and_query) = path_and_query else {
+        return status_response(StatusCode::BAD_REQUEST);
+    };
+
+    // Body: buffered when retries may resend it, teed when mirrors want a copy.
+    let max_attempts = selected.retry.map_or(1, |r| r.attempts.saturating_add(1));
+    let small = body.is_end_stream()
+        || body
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n <= RETRY_BUFFER_LIMIT);
+    let mut buffered: Option<Bytes> = None;
+    let mut streaming: Option<Body> = None;
+    if max_attempts > 1 && small {
+        match body.collect().await {
+            Ok(collected) => buffered = Some(collected.to_bytes()),
+            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        }
+    } else {
+        streaming = Some(body.map_err(BoxError::from).boxed_unsync());
+    }
+    let max_attempts = if buffered.is_some() { max_attempts } else { 1 };
+
+    for mirror in mirrors {
+        let mirror_body = match (&buffered, streaming.take()) {
+            (Some(bytes), _) => upstream::full(bytes.clone()),
+            (None, Some(inner)) if inner.is_end_stream() => {
+                streaming = Some(inner);
+                upstream::empty()
+            }
+            (None, Some(inner)) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(MIRROR_QUEUE);
+                streaming = Some(
+                    TeeBody {
+                        inner,
+                        copy: Some(tx),
+                    }
+                    .boxed_unsync(),
+                );
+                ChannelBody(rx).boxed_unsync()
+            }
+            (None, None) => upstream::empty(),
+        };
+        spawn_mirror(state, conn, mirror, &parts, &uri, &host_value, mirror_body);
+    }
+
+    let shared = &conn.shared;
+    let exchange = async {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(addr) = state.endpoint(service) else {
+                return Err(StatusCode::SERVICE_UNAVAILABLE);
+            };
+            log.backend = Some(addr);
+            let body = match (&buffered, streaming.take()) {
+                (Some(bytes), _) => upstream::full(bytes.clone()),
+                (None, Some(b)) => b,
+                (None, None) => upstream::empty(),
+            };
+            let request = build_upstream_request(
+                &parts,
+                service.protocol,
+                &host_value,
+                &path_and_query,
+                body,
+            );
+            let Some(request) = request else {
+                return Err(StatusCode::BAD_REQUEST);
+            };
+            let started = Instant::now();
+            let sent = upstream::send(
+                shared,
+                addr,
+                service.protocol,
+                request,
+                upgrade_name.is_some(),
+            );
+            let result = match selected.timeouts.backend_request {
+                Some(limit) => match tokio::time::timeout(limit, sent).await {
+                    Ok(r) => r.map_err(Failure::Upstream),
+                    Err(_) => Err(Failure::Timeout),
+                },
+                None => sent.await.map_err(Failure::Upstream),
+            };
+            log.upstream = Some(started.elapsed());
+            let retryable = match &result {
+                Ok(resp) => selected
+                    .retry
+                    .is_some_and(|r| r.codes.contains(&resp.status().as_u16())),
+                Err(_) => true,
+            };
+            if retryable && attempt < max_attempts {
+                if let Some(backoff) = selected.retry.and_then(|r| r.backoff) {
+                    tokio::time::sleep(backoff).await;
+                }
+                continue;
+            }
+            return match result {
+                Ok(resp) => Ok(resp),
+                Err(Failure::Timeout) => Err(StatusCode::GATEWAY_TIMEOUT),
+                Err(Failure::Upstream(error)) => {
+                    tracing::debug!(%error, "upstream exchange failed");
+                    Err(match error {
+                        UpstreamError::ConnectTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+                        UpstreamError::Connect(..) | UpstreamError::Http(..) => {
+                            StatusCode::BAD_GATEWAY
+                        }
+                    })
+                }
+            };
+        }
+    };
+    let outcome = match selected.timeouts.request {
+        Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
+        None => exchange.await,
+    };
+    let mut resp = match outcome {
+        Ok(resp) => resp,
+        Err(status) => {
+            return finish(
+                error_response(grpc, status),
+                &selected,
+                Some(chosen),
+                cors.as_ref(),
+            );
+        }
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(ClientUpgrade(client)) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(join_upgraded(client, upstream_upgrade));
+        }
+    } else {
+        strip_hop_by_hop(resp.headers_mut());
+    }
+    finish(resp, &selected, Some(chosen), cors.as_ref())
+}
+
+enum Failure {
+    Upstream(UpstreamError),
+    Timeout,
+}
+
+/// The client side of an HTTP/1.1 upgrade, carried in the request extensions.
+#[derive(Clone)]
+struct ClientUpgrade(hyper::upgrade::OnUpgrade);
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), b"upgrade"))
+}
+
+fn has_token(list: &[u8], token: &[u8]) -> bool {
+    list.split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+async fn join_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%error, "upgraded stream ended with an error");
+    }
+}
+
+/// Response filters of the rule and of the backend, then CORS.
+fn finish(
+    mut resp: Response<Body>,
+    selected: &Selected<'_>,
+    backend: Option<&WeightedBackend>,
+    cors: Option<&(&ir::Cors, HeaderValue)>,
+) -> Response<Body> {
+    let backend_filters = backend.map_or(&[][..], |b| &b.filters[..]);
+    for f in selected.filters.iter().chain(backend_filters) {
+        if let HttpFilter::ResponseHeaders(m) = f {
+            filters::modify_headers(resp.headers_mut(), m);
+        }
+    }
+    if let Some((c, origin)) = cors {
+        filters::cors_response(c, origin, resp.headers_mut());
+    }
+    resp
+}
+
+/// A backend by weight (weights are > 0 in the Ir).
+fn choose(backends: &[WeightedBackend]) -> Option<&WeightedBackend> {
+    if backends.len() <= 1 {
+        return backends.first();
+    }
+    let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    if total == 0 {
+        return backends.first();
+    }
+    let mut pick = fastrand::u64(..total);
+    for b in backends {
+        let w = u64::from(b.weight);
+        if pick < w {
+            return Some(b);
+        }
+        pick -= w;
+    }
+    backends.last()
+}
+
+/// Removes hop-by-hop headers (and those `Connection` lists); keeps `TE: trailers`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+            .collect();
+        for name in listed {
+            if name != header::TE {
+                headers.remove(name);
+            }
+        }
+        headers.remove(header::CONNECTION);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::UPGRADE);
+    if let Some(te) = headers.get(header::TE)
+        && !has_token(te.as_bytes(), b"trailers")
+    {
+        headers.remove(header::TE);
+    } else if headers.contains_key(header::TE) {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let ip = peer.ip().to_string();
+    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(name, v);
+    }
+}
+
+/// The request to send upstream: HTTP/1.1 gets an origin-form URI and a Host header, HTTP/2
+/// an absolute URI (its `:authority`) and no Host header.
+fn build_upstream_request(
+    parts: &http::request::Parts,
+    protocol: AppProtocol,
+    host: &HeaderValue,
+    path_and_query: &http::uri::PathAndQuery,
+    body: Body,
+) -> Option<Request<Body>> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.headers_mut() = parts.headers.clone();
+    let mut uri = http::uri::Parts::default();
+    uri.path_and_query = Some(path_and_query.clone());
+    if protocol == AppProtocol::H2c {
+        *req.version_mut() = Version::HTTP_2;
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(http::uri::Authority::try_from(host.as_bytes()).ok()?);
+        req.headers_mut().remove(header::HOST);
+    } else {
+        *req.version_mut() = Version::HTTP_11;
+        req.headers_mut().insert(header::HOST, host.clone());
+    }
+    *req.uri_mut() = Uri::from_parts(uri).ok()?;
+    Some(req)
+}
+
+fn spawn_mirror(
+    state: &HttpBindState,
+    conn: &Arc<ConnInfo>,
+    mirror: &ir::Mirror,
+    parts: &http::request::Parts,
+    uri: &Uri,
+    host: &HeaderValue,
+    body: Body,
+) {
+    let backend: &ServiceBackend = &mirror.backend;
+    let Some(addr) = state.endpoint(backend) else {
+        return;
+    };
+    let Some(path_and_query) = uri.path_and_query() else {
+        return;
+    };
+    let Some(request) = build_upstream_request(parts, backend.protocol, host, path_and_query, body)
+    else {
+        return;
+    };
+    let shared = conn.shared.clone();
+    let protocol = backend.protocol;
+    tokio::spawn(async move {
+        match upstream::send(&shared, addr, protocol, request, false).await {
+            // Read the body so the connection goes back to the pool.
+            Ok(resp) => {
+                let _ = resp.into_body().collect().await;
+            }
+            Err(error) => tracing::debug!(%error, "mirror request failed"),
+        }
+    });
+}
