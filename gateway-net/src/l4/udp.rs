@@ -237,8 +237,8 @@ async fn open_session(
         }
     };
     let last = Arc::new(AtomicU64::new(now));
-    // A child of the listener's token, so stopping the listener ends every session.
-    let cancel = shared_cancel_child(shared, listener, client, &upstream, &last, stats, epoch);
+    // Cancelled when the session is dropped: expired, evicted, or the listener stopped.
+    let cancel = spawn_replies(shared, listener, client, &upstream, &last, stats, epoch);
     tracing::debug!(%client, %endpoint, "UDP session opened");
     Some(Session {
         upstream,
@@ -248,7 +248,7 @@ async fn open_session(
 }
 
 /// Spawns the reply task of a session and returns the token that ends it.
-fn shared_cancel_child(
+fn spawn_replies(
     shared: &Arc<Shared>,
     listener: &Arc<UdpSocket>,
     client: SocketAddr,

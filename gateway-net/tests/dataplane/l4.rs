@@ -579,3 +579,80 @@ spec:
     .await;
     assert_eq!(udp, "udp:hello over udp\n");
 }
+
+/// Like `udp_ask` with a short wait, for datagrams expected to be dropped.
+async fn udp_try(client: &UdpSocket, to: SocketAddr, data: &[u8]) -> Option<String> {
+    client.send_to(data, to).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    match tokio::time::timeout(Duration::from_millis(500), client.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_invalid_backend_share_is_dropped() {
+    let port = free_udp_port();
+    let yaml = gateway_yaml(&[("udp", "UDP", port)])
+        + &service("echo", "UDP", &[udp_echo("ok:").await])
+        + &route("UDPRoute", "r", "udp", &[("echo", 1), ("missing", 1)]);
+    let gateway = Gateway::new(GatewayConfig::default());
+    assert!(gateway.apply(&compile_yaml_any(&yaml)).await.is_complete());
+    let mut answered = 0;
+    for _ in 0..4 {
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if udp_try(&client, local(port), b"x").await.is_some() {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 2,
+        "half the new sessions go to the invalid backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_backend_down_drops_without_harm() {
+    let port = free_udp_port();
+    let dead = local(free_udp_port());
+    let gateway = start(&udp_yaml(port, dead)).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(udp_try(&client, local(port), b"lost").await, None);
+    }
+    // The listener still serves: a new client after a route change is answered.
+    assert!(
+        gateway
+            .apply(&compile_yaml(&udp_yaml(port, udp_echo("up:").await)))
+            .await
+            .is_complete()
+    );
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(
+        udp_ask(&other, local(port), b"x").await.as_deref(),
+        Some("up:x")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_removed_listener_stops() {
+    let port = free_udp_port();
+    let gateway = start(&udp_yaml(port, udp_echo("e:").await)).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(
+        udp_ask(&client, local(port), b"x").await.as_deref(),
+        Some("e:x")
+    );
+    gateway.apply(&gateway_core::ir::Ir::default()).await;
+    assert_eq!(udp_try(&client, local(port), b"y").await, None);
+    // The socket is closed: the port can be bound again.
+    let mut rebound = false;
+    for _ in 0..50 {
+        if std::net::UdpSocket::bind(local(port)).is_ok() {
+            rebound = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rebound, "the UDP port is released");
+}

@@ -1,0 +1,36 @@
+//! Serves the listeners of a manifest file on one current-thread runtime, for the L4
+//! benchmark (`bench/l4.sh`): `l4_proxy MANIFEST.yaml`. Stops on SIGINT (Ctrl-C).
+
+use std::path::Path;
+
+use gateway_core::compile::{Options, compile};
+use gateway_net::{Gateway, GatewayConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: l4_proxy MANIFEST.yaml")?;
+    let text = std::fs::read_to_string(&path)?;
+    let snapshot = gateway_file::load_str(Path::new(&path), &text, &Default::default())?;
+    let (ir, status) = compile(&snapshot, &Options::default());
+    if !status.all_healthy() {
+        eprintln!("{}", status.to_table());
+    }
+    // One thread, as the proxies it is compared with run one worker on one pinned core.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let gateway = Gateway::new(GatewayConfig::default());
+        let report = gateway.apply(&ir).await;
+        if !report.is_complete() {
+            eprintln!("not everything is served: {report:?}");
+        }
+        for socket in gateway.bound().await {
+            eprintln!("serving {:?} on {}", socket.protocol, socket.local);
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        gateway.shutdown().await;
+    });
+    Ok(())
+}
