@@ -187,7 +187,11 @@ where
         let watchdog = async {
             loop {
                 let seen = last.load(Ordering::Relaxed);
-                tokio::time::sleep_until(start + Duration::from_millis(seen) + idle).await;
+                match (start + Duration::from_millis(seen)).checked_add(idle) {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    // An idle timeout too large to add (`Duration::MAX`): never idle.
+                    None => std::future::pending::<()>().await,
+                }
                 if last.load(Ordering::Relaxed) == seen {
                     break;
                 }

@@ -656,3 +656,36 @@ async fn udp_removed_listener_stops() {
     }
     assert!(rebound, "the UDP port is released");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connect_timeout_closes_promptly() {
+    let port = free_port();
+    let mut config = GatewayConfig::default();
+    config.l4.connect_timeout = Duration::from_millis(300);
+    // A listener that never accepts, its accept queue filled: the kernel drops further SYNs,
+    // so connecting to it hangs, as to a blackholed address.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(local(0)).unwrap();
+    let full = socket.listen(0).unwrap();
+    let unreachable = full.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let attempt =
+            std::net::TcpStream::connect_timeout(&unreachable, Duration::from_millis(200));
+        fillers.extend(attempt.ok());
+    }
+    let _gw = start_with(&tcp_yaml(port, unreachable), config).await;
+    let mut stream = connect(port).await;
+    let started = Instant::now();
+    assert!(
+        read_to_end_within(&mut stream, Duration::from_secs(5))
+            .await
+            .is_empty()
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "closed after {waited:?}, expected about the 300 ms connect timeout"
+    );
+    drop(fillers);
+}
