@@ -1,22 +1,36 @@
-//! The `gateway` command: compiles a folder of Gateway API manifests and reports their status.
+//! The `gateway` command: serves a folder of Gateway API manifests, or checks it.
 //!
 //! ```text
+//! cargo run --example gateway -- run --config ../shared/seed-demo --port-offset 10000
 //! cargo run --example gateway -- check --config ../shared/seed-demo
 //! ```
+//!
+//! `run` watches the folder and serves every good version of it: each change is compiled and
+//! applied without dropping connections; a change that does not load is reported and the last
+//! good configuration keeps serving. SIGTERM or SIGINT drains open connections (within
+//! `--drain-timeout`) and exits 0.
 //!
 //! `check` loads the manifests the way the file source serves them, compiles them, prints the
 //! conditions of every GatewayClass, Gateway, Listener and Route, and exits non-zero when any
 //! of them is not Accepted, Programmed or ResolvedRefs (or is PartiallyInvalid), or when a
-//! manifest does not load. Serving (`gateway run`) arrives with the data plane.
+//! manifest does not load.
 
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use gateway_core::compile::{Options, compile};
-use gateway_file::LoadOptions;
+use gateway_core::compile::Options;
+use gateway_examples::check::{Checked, check};
+use gateway_examples::serve::{self, RunOptions};
+use gateway_examples::{LogFormat, init_logging};
+use gateway_file::FileSource;
+use gateway_net::{Gateway, GatewayConfig};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -36,12 +50,6 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum Output {
     /// One row per condition, then problems.
     Table,
@@ -53,6 +61,28 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve a manifest file or folder, reloading it when it changes.
+    Run {
+        /// A manifest file or a folder of manifests (read recursively, watched).
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Serve only GatewayClasses with this controllerName. Default: every GatewayClass
+        /// (a folder of manifests is meant to be served whatever class it names).
+        #[arg(long)]
+        controller_name: Option<String>,
+        /// Added to every listener port when binding, for an unprivileged run of manifests
+        /// that use ports below 1024 (e.g. 10000: 80 → 10080, 443 → 10443). The manifests
+        /// are not edited; status and redirects keep their ports.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        port_offset: i32,
+        /// How long open connections may take to finish on shutdown or when their listener
+        /// is removed (`30s`, `500ms`, `2m`).
+        #[arg(long, default_value = "30s", value_parser = serve::parse_duration)]
+        drain_timeout: Duration,
+        /// Print every resource's conditions after each reload, not only the problems.
+        #[arg(long)]
+        print_status: bool,
+    },
     /// Compile manifests without serving and print every resource's conditions.
     Check {
         /// A manifest file or a folder of manifests (read recursively).
@@ -73,16 +103,40 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    match run(cli.command) {
+    init_logging(&cli.log_level, cli.log_format);
+    let result = match cli.command {
+        Command::Run {
+            config,
+            controller_name,
+            port_offset,
+            drain_timeout,
+            print_status,
+        } => {
+            let mut gateway_config = GatewayConfig::default();
+            gateway_config.listener.drain_timeout = drain_timeout;
+            let options = RunOptions {
+                compile: Options {
+                    controller_name,
+                    port_offset,
+                    ..Options::default()
+                },
+                print_status,
+                quiet: false,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the Tokio runtime")
+                .and_then(|runtime| runtime.block_on(run(config, options, gateway_config)))
+        }
+        Command::Check {
+            config,
+            controller_name,
+            default_namespace,
+            output,
+        } => run_check(config, controller_name, &default_namespace, output),
+    };
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -91,40 +145,69 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Check {
-            config,
-            controller_name,
-            default_namespace,
-            output,
-        } => {
-            let load_options = LoadOptions::default().with_default_namespace(default_namespace);
-            let snapshot = match gateway_file::load(&config, &load_options) {
-                Ok(snapshot) => snapshot,
+async fn run(
+    config: PathBuf,
+    options: RunOptions,
+    gateway_config: GatewayConfig,
+) -> anyhow::Result<ExitCode> {
+    // The file source's errors already name the path.
+    let source = FileSource::new(&config).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let errors = source.errors();
+    let gateway = Gateway::new(gateway_config);
+    let shutdown = CancellationToken::new();
+    let (applied, applied_rx) = watch::channel(None);
+    serve::print_reload_errors(errors, applied_rx, shutdown.clone());
+    let serving = tokio::spawn(serve::serve(
+        source,
+        gateway.clone(),
+        options,
+        |_: &mut _| {},
+        applied,
+        shutdown.clone(),
+    ));
+    tokio::pin!(serving);
+    tokio::select! {
+        signal = serve::shutdown_signal() => {
+            let signal = signal.context("cannot install signal handlers")?;
+            println!("{signal}: draining open connections, then exiting");
+            shutdown.cancel();
+            // The loop ends at once when cancelled; its result says nothing new here.
+            let _ = serving.await;
+        }
+        result = &mut serving => {
+            match result.context("the serving task failed")? {
+                Ok(()) => {}
                 Err(error) => {
                     eprintln!("{} does not load:\n{error}", config.display());
+                    gateway.shutdown().await;
                     return Ok(ExitCode::from(1));
                 }
-            };
-            let options = Options {
-                controller_name,
-                ..Options::default()
-            };
-            let (ir, status) = compile(&snapshot, &options);
-            let text = match output {
-                Output::Table => status.to_table(),
-                Output::Yaml => serde_saphyr::to_string(&status)?,
-                Output::Json => serde_json::to_string_pretty(
-                    &serde_json::json!({ "status": status, "config": ir.summary() }),
-                )?,
-            };
-            print!("{text}");
-            Ok(if status.all_healthy() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            }
         }
     }
+    gateway.shutdown().await;
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_check(
+    config: PathBuf,
+    controller_name: Option<String>,
+    default_namespace: &str,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let checked = check(&config, controller_name, default_namespace);
+    let text = match (&checked, output) {
+        (Checked::LoadFailed(_), _) | (_, Output::Table) => checked.to_table(&config),
+        (Checked::Compiled { status, .. }, Output::Yaml) => serde_saphyr::to_string(status)?,
+        (Checked::Compiled { ir, status }, Output::Json) => serde_json::to_string_pretty(
+            &serde_json::json!({ "status": status, "config": ir.summary() }),
+        )?,
+    };
+    if matches!(checked, Checked::LoadFailed(_)) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    Ok(ExitCode::from(checked.exit_code()))
 }

@@ -1,3 +1,39 @@
 //! Binaries composed from the gateway crates, as a user would compose their own.
 //!
-//! Run them with `cargo run --example NAME`. Each uses only the crates' public APIs.
+//! Run them with `cargo run --example NAME`. Each uses only the crates' public APIs; the
+//! pieces they share live here:
+//!
+//! - [`serve`]: `gateway run`'s loop (a [`ConfigSource`](gateway_core::source::ConfigSource)
+//!   → compile → [`Gateway::apply`](gateway_net::Gateway::apply)), signals, progress lines;
+//! - [`check`]: `gateway check`;
+//! - [`seed_demo`], [`backends`], [`grpc`]: the seed demo with its backends in one process,
+//!   and a gRPC client for its TLS listener.
+
+pub mod backends;
+pub mod check;
+pub mod grpc;
+pub mod seed_demo;
+pub mod serve;
+
+/// Log output format of the binaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the `tracing` subscriber of the binaries: `level` is a level or a tracing
+/// directive (an invalid one falls back to `warn`), output goes to stderr.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
