@@ -97,7 +97,11 @@ async fn curl(args: Vec<String>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dataplane_seed_demo_serves_every_row_of_the_seed_table() {
-    let demo = start_demo(&seed_demo::default_config_dir()).await;
+    // The seed's manifests verbatim; only the project's services file points the backends at
+    // free ports, so the test runs beside a demo someone is running by hand.
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_seed_with_free_backend_ports(dir.path());
+    let demo = start_demo(dir.path()).await;
     let port = |name: &'static str| {
         let demo = &demo;
         async move {
@@ -303,6 +307,18 @@ fn check_reports_a_manifest_that_does_not_load() {
     assert!(checked.to_table(dir.path()).contains("broken.yaml:3"));
 }
 
+/// A copy of the seed folder whose services file sends each backend to a free port of its
+/// own (the TCP and UDP echoes share one, as in the seed).
+fn copy_seed_with_free_backend_ports(dir: &Path) {
+    copy_seed(dir);
+    let services = dir.join("services.yaml");
+    let mut text = std::fs::read_to_string(&services).expect("services");
+    for old in ["5678", "9000", "50052"] {
+        text = text.replace(old, &free_port().to_string());
+    }
+    std::fs::write(&services, text).expect("write services");
+}
+
 /// A free loopback port for both TCP and UDP.
 fn free_port() -> u16 {
     loop {
@@ -441,13 +457,9 @@ async fn hammer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dataplane_hot_reload_keeps_requests_flowing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_seed(dir.path());
-    // Own backend ports, so that this test runs beside the other and beside a running demo.
+    copy_seed_with_free_backend_ports(dir.path());
     let services = dir.path().join("services.yaml");
     let mut text = std::fs::read_to_string(&services).expect("services");
-    for old in ["5678", "9000", "50052"] {
-        text = text.replace(old, &free_port().to_string());
-    }
     let b_port = free_port();
     text.push_str(&format!(
         "---
