@@ -1428,3 +1428,195 @@ spec:
         .expect_err("unmatched method");
     assert_eq!(error.code(), tonic::Code::Unimplemented);
 }
+
+// === HTTP/2 rapid reset and HTTP/1.1 trailers ===
+
+#[tokio::test]
+async fn h2_rapid_reset_is_cut_off() {
+    const LIMIT: usize = 5;
+    const BURST: usize = 4 * LIMIT;
+    const ATTEMPTS: usize = 2000;
+    let echo = http_echo("one").await;
+    let mut config = GatewayConfig::default();
+    config.http.h2_max_pending_accept_reset_streams = LIMIT;
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "one", echo),
+        route_yaml("web", "example.com", &forward_rule("one"))
+    );
+    let _gw = start_any(&yaml, config).await;
+
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut client, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    // Open a stream and reset it at once, over and over (CVE-2023-44487), in bursts of BURST
+    // streams; between bursts the client connection task writes the frames and reads the
+    // server's answer. h2 (under hyper) counts the streams reset while still waiting to be
+    // accepted (HEADERS and RST_STREAM arrive together) and forgets each one when hyper takes
+    // it off that queue; more than LIMIT at once gets GOAWAY ENHANCE_YOUR_CALM. So the limit
+    // bounds the backlog of reset streams, not the resets over a connection's life: a whole
+    // burst read at once exceeds it (in a trial, bursts of one were cut after ~20 streams, the
+    // pairs piling up faster than hyper accepted them).
+    let mut opened = 0;
+    let cut = tokio::time::timeout(Duration::from_secs(10), async {
+        for i in 0..ATTEMPTS {
+            client = match client.ready().await {
+                Ok(ready) => ready,
+                Err(e) => return Some(e),
+            };
+            let request = Request::get("http://example.com/reset")
+                .body(())
+                .expect("request");
+            match client.send_request(request, false) {
+                Ok((_response, mut send)) => send.send_reset(h2::Reason::CANCEL),
+                Err(e) => return Some(e),
+            }
+            opened += 1;
+            if i % BURST == BURST - 1 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        None
+    })
+    .await
+    .expect("rapid resets do not hang the client");
+    let error = cut.unwrap_or_else(|| panic!("all {ATTEMPTS} streams opened and reset"));
+    println!("rapid reset: cut after {opened} streams: {error}");
+    // Usually cut within the first bursts; allow slack for a burst split over several reads.
+    assert!(opened < ATTEMPTS / 4, "cut only after {opened} streams");
+    // The gateway (h2 under hyper) answers with GOAWAY ENHANCE_YOUR_CALM ("too_many_resets").
+    let conn_error = tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("connection ends")
+        .expect("connection task")
+        .expect_err("connection ends with an error");
+    assert!(conn_error.is_go_away(), "{conn_error}");
+    assert_eq!(
+        conn_error.reason(),
+        Some(h2::Reason::ENHANCE_YOUR_CALM),
+        "{conn_error}"
+    );
+
+    // The listener is unharmed: a fresh connection is served.
+    let mut fresh = h2_client(port).await;
+    let resp = fresh
+        .send_request(
+            Request::get("http://example.com/after")
+                .body(Full::default())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+}
+
+type FrameStream = http_body_util::StreamBody<
+    tokio_stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, Infallible>>>,
+>;
+
+/// A chunked body: `chunks` as data frames, then `trailers`.
+fn chunked_with_trailers(chunks: &[&'static str], trailers: HeaderMap) -> FrameStream {
+    let mut frames: Vec<Result<http_body::Frame<Bytes>, Infallible>> = chunks
+        .iter()
+        .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes()))))
+        .collect();
+    frames.push(Ok(http_body::Frame::trailers(trailers)));
+    http_body_util::StreamBody::new(tokio_stream::iter(frames))
+}
+
+/// An HTTP/1.1 backend that records the request body and trailers, and answers a chunked
+/// body `hello world` with the trailer `x-checksum: abc` (declared in `Trailer`).
+async fn trailer_backend() -> (SocketAddr, Arc<std::sync::Mutex<Vec<(String, HeaderMap)>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let collected = req.into_body().collect().await.expect("request body");
+                        let trailers = collected.trailers().cloned().unwrap_or_default();
+                        let body = String::from_utf8_lossy(&collected.to_bytes()).into_owned();
+                        record.lock().expect("lock").push((body, trailers));
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("x-checksum", "abc".parse().expect("value"));
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("trailer", "x-checksum")
+                                .body(chunked_with_trailers(&["hello ", "world"], trailers))
+                                .expect("response"),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn http1_trailers_pass_through() {
+    let (backend, seen) = trailer_backend().await;
+    let (_gw, port) = simple(
+        &forward_rule("trailers"),
+        &[service_yaml("default", "trailers", backend)],
+    )
+    .await;
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("http1 handshake");
+    tokio::spawn(conn);
+
+    let mut request_trailers = HeaderMap::new();
+    request_trailers.insert("x-req-sum", "42".parse().expect("value"));
+    // hyper sends HTTP/1.1 trailers only when they are declared in `Trailer` (both ways), and
+    // answers with trailers only to a request carrying `TE: trailers`.
+    let request = Request::post("/upload")
+        .header("host", "example.com")
+        .header("te", "trailers")
+        .header("trailer", "x-req-sum")
+        .body(chunked_with_trailers(&["up", "load"], request_trailers))
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+        .await
+        .expect("answer within 10 s")
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_11);
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    let collected = resp.into_body().collect().await.expect("response body");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("response trailers arrive");
+    assert_eq!(trailers["x-checksum"], "abc");
+    assert_eq!(collected.to_bytes(), "hello world");
+
+    // Request trailers of a chunked HTTP/1.1 request reach the backend too.
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1);
+    let (body, trailers) = &seen[0];
+    assert_eq!(body, "upload");
+    assert_eq!(
+        trailers.get("x-req-sum").map(|v| v.as_bytes()),
+        Some(&b"42"[..]),
+        "request trailers at the backend: {trailers:?}"
+    );
+}
