@@ -1,5 +1,6 @@
 //! Serves the listeners of a manifest file on one current-thread runtime, for the L4
 //! benchmark (`bench/l4.sh`): `l4_proxy MANIFEST.yaml`. Stops on SIGINT (Ctrl-C).
+//! `GATEWAY_TCP_BUFFER=BYTES` overrides the TCP copy buffer size, to measure its effect.
 
 use std::path::Path;
 
@@ -21,7 +22,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let gateway = Gateway::new(GatewayConfig::default());
+        let mut config = GatewayConfig::default();
+        if let Some(size) = std::env::var("GATEWAY_TCP_BUFFER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.l4.tcp_buffer_size = size;
+        }
+        let gateway = Gateway::new(config);
         let report = gateway.apply(&ir).await;
         if !report.is_complete() {
             eprintln!("not everything is served: {report:?}");
