@@ -1813,6 +1813,9 @@ fn upstream_status_conformance() -> std::process::ExitCode {
     let mut report = String::from("\nGateway API conformance, status conditions (compile):\n");
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     let mut failures = Vec::new();
+    // Upstream test name → "pass" / "fail" / "skip", for the per-profile totals.
+    let mut outcomes: BTreeMap<String, &'static str> = BTreeMap::new();
+    let upstream_name = |name: &str| name.split(' ').next().unwrap_or(name).to_owned();
     for (name, test) in tests() {
         let mut errors = Vec::new();
         let skipped = test(&harness, &mut errors);
@@ -1823,17 +1826,21 @@ fn upstream_status_conformance() -> std::process::ExitCode {
                 report.push_str(&format!("          - {e}\n"));
             }
             failures.push(name);
+            outcomes.insert(upstream_name(name), "fail");
         } else if let Some(reason) = skipped {
             skip += 1;
             report.push_str(&format!("  SKIP  {name} ({reason})\n"));
+            outcomes.entry(upstream_name(name)).or_insert("skip");
         } else {
             pass += 1;
             report.push_str(&format!("  PASS  {name}\n"));
+            outcomes.entry(upstream_name(name)).or_insert("pass");
         }
     }
     for (name, reason) in UNSUPPORTED {
         skip += 1;
         report.push_str(&format!("  SKIP  {name} ({reason})\n"));
+        outcomes.entry((*name).to_owned()).or_insert("skip");
     }
     // Status-only tests in cases.yaml this file neither runs nor lists: visible, not silent.
     // An upstream checkout has no cases.yaml; a shared folder whose cases.yaml does not parse
@@ -1854,6 +1861,31 @@ fn upstream_status_conformance() -> std::process::ExitCode {
             report.push_str(&format!(
                 "  not covered here (status-only in cases.yaml): {}\n",
                 missing.join(", ")
+            ));
+        }
+        // Totals per upstream profile and support level, over the tests run here (a test
+        // counts once per profile it belongs to; its data-plane cases are not run here).
+        let mut totals: BTreeMap<(String, String), [usize; 3]> = BTreeMap::new();
+        for case in &cases {
+            let Some(outcome) = outcomes.get(&case.test) else {
+                continue;
+            };
+            let conformance::Profiles::Map(profiles) = &case.profiles else {
+                continue;
+            };
+            for (profile, level) in profiles {
+                let slot = match *outcome {
+                    "pass" => 0,
+                    "fail" => 1,
+                    _ => 2,
+                };
+                totals.entry((profile.clone(), level.clone())).or_default()[slot] += 1;
+            }
+        }
+        report.push_str("  per profile (tests run here):\n");
+        for ((profile, level), [p, f, s]) in &totals {
+            report.push_str(&format!(
+                "    {profile:<13} {level:<9} {p} passed, {f} failed, {s} skipped\n"
             ));
         }
     }
