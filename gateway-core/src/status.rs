@@ -57,68 +57,41 @@ impl Status {
         self.routes.iter().find(|r| &r.key == key)
     }
 
-    /// Whether every condition of type `Accepted` that compile wrote is `True`: the `check`
-    /// command exits non-zero otherwise.
+    /// Whether every condition of type `Accepted` that compile wrote is `True`.
     pub fn all_accepted(&self) -> bool {
-        let accepted = |conditions: &[Condition]| {
-            conditions
-                .iter()
-                .filter(|c| c.type_ == "Accepted")
-                .all(Condition::is_true)
-        };
-        self.gateway_classes
-            .iter()
-            .all(|c| accepted(&c.status.conditions))
-            && self.gateways.iter().all(|g| {
-                accepted(&g.status.conditions)
-                    && g.status.listeners.iter().all(|l| accepted(&l.conditions))
-            })
-            && self
-                .listener_sets
-                .iter()
-                .all(|s| accepted(&s.status.conditions))
-            && self
-                .routes
-                .iter()
-                .all(|r| r.status.parents.iter().all(|p| accepted(&p.conditions)))
-            && self
-                .policies
-                .iter()
-                .all(|p| p.status.ancestors.iter().all(|a| accepted(&a.conditions)))
+        self.every_condition(|c| c.type_ != "Accepted" || c.is_true())
     }
-}
 
-impl Status {
     /// Whether nothing needs attention: every `Accepted`, `Programmed` and `ResolvedRefs`
     /// condition is `True` and no route is `PartiallyInvalid`. `gateway check` exits non-zero
     /// otherwise.
     pub fn all_healthy(&self) -> bool {
-        let healthy = |conditions: &[Condition]| {
-            conditions.iter().all(|c| match c.type_.as_str() {
-                "Accepted" | "Programmed" | "ResolvedRefs" => c.is_true(),
-                "PartiallyInvalid" => !c.is_true(),
-                _ => true,
-            })
-        };
+        self.every_condition(|c| match c.type_.as_str() {
+            "Accepted" | "Programmed" | "ResolvedRefs" => c.is_true(),
+            "PartiallyInvalid" => !c.is_true(),
+            _ => true,
+        })
+    }
+
+    /// Whether `ok` holds for every condition of every object (listeners and route parents
+    /// included).
+    fn every_condition(&self, ok: impl Fn(&Condition) -> bool) -> bool {
+        let all = |conditions: &[Condition]| conditions.iter().all(&ok);
         self.gateway_classes
             .iter()
-            .all(|c| healthy(&c.status.conditions))
+            .all(|c| all(&c.status.conditions))
             && self.gateways.iter().all(|g| {
-                healthy(&g.status.conditions)
-                    && g.status.listeners.iter().all(|l| healthy(&l.conditions))
+                all(&g.status.conditions) && g.status.listeners.iter().all(|l| all(&l.conditions))
             })
-            && self
-                .listener_sets
-                .iter()
-                .all(|s| healthy(&s.status.conditions))
+            && self.listener_sets.iter().all(|s| all(&s.status.conditions))
             && self
                 .routes
                 .iter()
-                .all(|r| r.status.parents.iter().all(|p| healthy(&p.conditions)))
+                .all(|r| r.status.parents.iter().all(|p| all(&p.conditions)))
             && self
                 .policies
                 .iter()
-                .all(|p| p.status.ancestors.iter().all(|a| healthy(&a.conditions)))
+                .all(|p| p.status.ancestors.iter().all(|a| all(&a.conditions)))
     }
 }
 
