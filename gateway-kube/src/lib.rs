@@ -1,1 +1,93 @@
-//! placeholder
+//! The gateway's Kubernetes mode: a [`ConfigSource`](gateway_core::source::ConfigSource)
+//! over the Kubernetes API ([`KubeSource`]), a [`StatusSink`](gateway_core::source::StatusSink)
+//! that writes status back ([`KubeStatusSink`]), and Lease-based leader election
+//! ([`LeaderElector`]) so that, with several replicas, every replica serves traffic and only
+//! the leader writes status.
+//!
+//! `kube` and `k8s-openapi` stay inside this crate: objects are read as JSON straight into
+//! [`gateway_core::model`], and status is written from [`gateway_core::status::Status`].
+//! Everything takes a [`kube::Client`], so the same code runs in a cluster, from a kubeconfig,
+//! or against a plain-HTTP test server (`kube::Config::new(url)`).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use gateway_core::compile::{compile, Options};
+//! use gateway_core::source::{ConfigSource, StatusSink};
+//! use gateway_kube::{KubeSource, KubeSourceOptions, KubeStatusSink, StatusSinkOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! let controller = "gateway.example.dev/embedded-gateway";
+//! let mut source = KubeSource::new(client.clone(), KubeSourceOptions::new(controller));
+//! let mut sink = KubeStatusSink::new(client, StatusSinkOptions::new(controller));
+//! let options = Options { controller_name: Some(controller.into()), ..Options::default() };
+//! while let Some(snapshot) = source.next().await? {
+//!     let (_ir, status) = compile(&snapshot, &options);
+//!     // apply `_ir` to the data plane, then:
+//!     sink.publish(&status).await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod index;
+mod kinds;
+mod leader;
+mod source;
+mod status;
+
+#[cfg(test)]
+mod real_cluster;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use error::Error;
+pub use leader::{DEFAULT_LEASE_DURATION, LeaderElector, LeaseOptions, Leadership};
+pub use source::{
+    DEFAULT_ABSENT_RECHECK, DEFAULT_QUIET_PERIOD, KubeSource, KubeSourceOptions, SecretSelection,
+};
+pub use status::{KubeStatusSink, StatusSinkOptions, WriteStats};
+
+/// The controller name the examples and manifests use by default.
+pub const DEFAULT_CONTROLLER_NAME: &str = "gateway.example.dev/embedded-gateway";
+
+/// A Gateway by namespace and name, written `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GatewayRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl FromStr for GatewayRef {
+    type Err = Error;
+
+    /// ```
+    /// let gateway: gateway_kube::GatewayRef = "platform/main-gateway".parse()?;
+    /// assert_eq!(gateway.name, "main-gateway");
+    /// assert!("main-gateway".parse::<gateway_kube::GatewayRef>().is_err());
+    /// # Ok::<(), gateway_kube::Error>(())
+    /// ```
+    fn from_str(text: &str) -> Result<Self, Error> {
+        match text.split_once('/') {
+            Some((namespace, name))
+                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(GatewayRef {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })
+            }
+            _ => Err(Error::BadGatewayRef(text.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for GatewayRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}

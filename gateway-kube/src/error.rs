@@ -1,0 +1,29 @@
+//! The crate's error type.
+
+/// What can go wrong talking to the Kubernetes API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration source stopped: every watch ended (the runtime is shutting down).
+    #[error("the Kubernetes watches stopped")]
+    WatchesStopped,
+    /// Status writes failed (after retries on conflict); the other objects were written.
+    #[error("{failed} status write(s) failed; first: {first}")]
+    StatusWrite {
+        /// How many objects could not be written.
+        failed: usize,
+        /// The first failure: the object (`Kind namespace/name`) and why.
+        first: String,
+    },
+    /// The Lease API failed.
+    #[error("lease {lease}: {source}")]
+    Lease {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// A `namespace/name` argument that is not one.
+    #[error("{0:?} is not namespace/name")]
+    BadGatewayRef(String),
+}
