@@ -236,7 +236,11 @@ impl Index {
             let Some(tls) = &gateway.spec.tls else {
                 continue;
             };
-            if let Some(r) = tls.backend.as_ref().and_then(|b| b.client_certificate_ref.as_ref()) {
+            if let Some(r) = tls
+                .backend
+                .as_ref()
+                .and_then(|b| b.client_certificate_ref.as_ref())
+            {
                 secret_ref(r, ns);
             }
             if let Some(frontend) = &tls.frontend {
@@ -245,7 +249,11 @@ impl Index {
                     .iter()
                     .chain(frontend.per_port.iter().map(|p| &p.tls));
                 for config in configs {
-                    for r in config.validation.iter().flat_map(|v| &v.ca_certificate_refs) {
+                    for r in config
+                        .validation
+                        .iter()
+                        .flat_map(|v| &v.ca_certificate_refs)
+                    {
                         let ref_ns = r.namespace.clone().unwrap_or_else(|| ns.to_owned());
                         by_ref.push((r.group.clone(), r.kind.clone(), r.name.clone(), ref_ns));
                     }

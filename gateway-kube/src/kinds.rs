@@ -41,7 +41,10 @@ pub(crate) fn plural(kind: ResourceKind) -> String {
     let lower = kind.as_str().to_ascii_lowercase();
     // "policy" → "policies", but "gateway" → "gateways": a `y` after a vowel stays.
     let consonant_y = lower.ends_with('y')
-        && !matches!(lower.as_bytes().get(lower.len().wrapping_sub(2)), Some(b'a' | b'e' | b'i' | b'o' | b'u'));
+        && !matches!(
+            lower.as_bytes().get(lower.len().wrapping_sub(2)),
+            Some(b'a' | b'e' | b'i' | b'o' | b'u')
+        );
     if consonant_y {
         format!("{}ies", &lower[..lower.len() - 1])
     } else if lower.ends_with('s') {

@@ -263,7 +263,12 @@ impl LeaderElector {
                     namespace: Some(self.options.namespace.clone()),
                     ..ObjectMeta::default()
                 },
-                spec: Some(updated(&LeaseSpec::default(), Action::Acquire, &self.options, now)),
+                spec: Some(updated(
+                    &LeaseSpec::default(),
+                    Action::Acquire,
+                    &self.options,
+                    now,
+                )),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(Attempt::Holding),
@@ -288,7 +293,11 @@ impl LeaderElector {
             return Ok(Attempt::HeldByOther);
         }
         lease.spec = Some(updated(&spec, action, &self.options, now));
-        match self.api.replace(&name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(Attempt::Holding),
             Err(error) if is_conflict(&error) => Ok(Attempt::Conflict),
             Err(error) => Err(lease_error(error)),

@@ -44,7 +44,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use error::Error;
-pub use leader::{DEFAULT_LEASE_DURATION, LeaderElector, LeaseOptions, Leadership};
+pub use leader::{DEFAULT_LEASE_DURATION, LeaderElector, Leadership, LeaseOptions};
 pub use source::{
     DEFAULT_ABSENT_RECHECK, DEFAULT_QUIET_PERIOD, KubeSource, KubeSourceOptions, SecretSelection,
 };

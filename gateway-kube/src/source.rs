@@ -7,8 +7,8 @@ use futures::StreamExt as _;
 use gateway_core::model::{ObjectKey, ResourceKind, Snapshot};
 use gateway_core::source::ConfigSource;
 use kube::api::{ApiResource, DynamicObject};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -257,7 +257,10 @@ impl ConfigSource for KubeSource {
                 continue;
             }
             if self.last.is_none() {
-                tracing::info!(objects = snapshot.len(), "every watch synced; first configuration");
+                tracing::info!(
+                    objects = snapshot.len(),
+                    "every watch synced; first configuration"
+                );
             } else {
                 tracing::info!(objects = snapshot.len(), "configuration changed");
             }
@@ -402,5 +405,108 @@ impl Backoff {
         let now = self.0;
         self.0 = (self.0 * 2).min(Duration::from_secs(30));
         now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn client() -> kube::Client {
+        // Nothing listens there; no watch task is started in these tests.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// A source whose watches are fed by the test instead of tasks.
+    fn fed_source(kinds: &[ResourceKind]) -> (KubeSource, mpsc::Sender<Message>) {
+        let mut options = KubeSourceOptions::new("example.com/gateway");
+        options.secrets = SecretSelection::LabelSelector("unused".into());
+        let mut source = KubeSource::new(client(), options);
+        source.started = true;
+        for kind in kinds {
+            source.index.add_watch(WatchId::Kind(*kind));
+        }
+        let tx = source.tx.clone();
+        (source, tx)
+    }
+
+    fn service(name: &str, port: u16) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": name, "namespace": "apps"},
+               "spec": {"ports": [{"port": port}]}})
+    }
+
+    async fn send(tx: &mpsc::Sender<Message>, kind: ResourceKind, change: Change) {
+        tx.send((WatchId::Kind(kind), change)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_snapshot_waits_for_every_watch_then_bursts_coalesce() {
+        let (mut source, tx) = fed_source(&[ResourceKind::Service, ResourceKind::Namespace]);
+        let synced = source.synced();
+        send(&tx, ResourceKind::Service, Change::Restart).await;
+        send(&tx, ResourceKind::Service, Change::Item(service("a", 80))).await;
+        send(&tx, ResourceKind::Service, Change::Listed).await;
+        // Namespaces have not listed: no snapshot yet.
+        let pending = tokio::time::timeout(Duration::from_secs(5), source.next()).await;
+        assert!(pending.is_err(), "a snapshot before every watch listed");
+        assert!(!*synced.borrow());
+        send(&tx, ResourceKind::Namespace, Change::Absent).await;
+        let first = source.next().await.unwrap().unwrap();
+        assert_eq!(first.services.len(), 1);
+        assert!(*synced.borrow());
+
+        // A burst of changes: one snapshot with all of them.
+        for port in [81, 82, 83] {
+            send(
+                &tx,
+                ResourceKind::Service,
+                Change::Applied(service("a", port)),
+            )
+            .await;
+        }
+        send(
+            &tx,
+            ResourceKind::Service,
+            Change::Applied(service("b", 90)),
+        )
+        .await;
+        let second = source.next().await.unwrap().unwrap();
+        assert_eq!(second.services.len(), 2);
+        assert_eq!(second.services[0].spec.ports[0].port, 83);
+
+        // A re-list with the same objects (a dropped watch, a 410 Gone): nothing new.
+        send(&tx, ResourceKind::Service, Change::Restart).await;
+        send(&tx, ResourceKind::Service, Change::Item(service("a", 83))).await;
+        send(&tx, ResourceKind::Service, Change::Item(service("b", 90))).await;
+        send(&tx, ResourceKind::Service, Change::Listed).await;
+        let quiet = tokio::time::timeout(Duration::from_secs(5), source.next()).await;
+        assert!(quiet.is_err(), "an identical re-list emitted a snapshot");
+
+        // A change that is undone within the quiet period yields nothing either.
+        send(&tx, ResourceKind::Service, Change::Applied(service("a", 1))).await;
+        send(
+            &tx,
+            ResourceKind::Service,
+            Change::Applied(service("a", 83)),
+        )
+        .await;
+        let quiet = tokio::time::timeout(Duration::from_secs(5), source.next()).await;
+        assert!(
+            quiet.is_err(),
+            "a change undone in the quiet period emitted a snapshot"
+        );
+
+        send(
+            &tx,
+            ResourceKind::Service,
+            Change::Deleted(service("b", 90)),
+        )
+        .await;
+        let third = source.next().await.unwrap().unwrap();
+        assert_eq!(third.services.len(), 1);
     }
 }

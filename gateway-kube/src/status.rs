@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use gateway_core::model::{
-    Condition, GATEWAY_GROUP, GatewayClassStatus, GatewayStatus, ListenerSetStatus,
-    ListenerStatus, ObjectKey, ParentReference, PolicyAncestorStatus, PolicyStatus,
-    ResourceKind, RouteParentStatus, RouteStatus,
+    Condition, GATEWAY_GROUP, GatewayClassStatus, GatewayStatus, ListenerSetStatus, ListenerStatus,
+    ObjectKey, ParentReference, PolicyAncestorStatus, PolicyStatus, ResourceKind,
+    RouteParentStatus, RouteStatus,
 };
 use gateway_core::source::StatusSink;
 use gateway_core::status::Status;
@@ -298,22 +298,34 @@ impl KubeStatusSink {
     fn plan(&mut self, status: &Status) -> Vec<Work> {
         let mut all = Vec::new();
         for s in &status.gateway_classes {
-            all.push(Work::new(s.key.clone(), Desired::GatewayClass(s.status.clone())));
+            all.push(Work::new(
+                s.key.clone(),
+                Desired::GatewayClass(s.status.clone()),
+            ));
         }
         for s in &status.gateways {
             all.push(Work::new(s.key.clone(), Desired::Gateway(s.status.clone())));
         }
         for s in &status.listener_sets {
-            all.push(Work::new(s.key.clone(), Desired::ListenerSet(s.status.clone())));
+            all.push(Work::new(
+                s.key.clone(),
+                Desired::ListenerSet(s.status.clone()),
+            ));
         }
         let mut with_entries = BTreeSet::new();
         for s in &status.routes {
             with_entries.insert(s.key.clone());
-            all.push(Work::new(s.key.clone(), Desired::Parents(s.status.parents.clone())));
+            all.push(Work::new(
+                s.key.clone(),
+                Desired::Parents(s.status.parents.clone()),
+            ));
         }
         for s in &status.policies {
             with_entries.insert(s.key.clone());
-            all.push(Work::new(s.key.clone(), Desired::Ancestors(s.status.ancestors.clone())));
+            all.push(Work::new(
+                s.key.clone(),
+                Desired::Ancestors(s.status.ancestors.clone()),
+            ));
         }
         for key in self.entries.difference(&with_entries) {
             let desired = if key.kind == ResourceKind::BackendTlsPolicy {
@@ -415,7 +427,11 @@ async fn write_one(
             patch["metadata"] = json!({ "resourceVersion": version });
         }
         match api
-            .patch_status(&work.key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &work.key.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => return Ok(Outcome::Patched { conflicts }),

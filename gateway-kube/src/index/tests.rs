@@ -200,8 +200,12 @@ fn status_updates_and_identical_relists_change_nothing() {
     index.apply(&id, Change::Item(route("b", "2", json!({}))));
     assert!(index.apply(&id, Change::Listed));
     // Our own status write comes back with a new resourceVersion: not a change.
-    let written = route("a", "3", json!({"parents": [{"controllerName": ENVOY,
-        "parentRef": {"name": "web"}, "conditions": []}]}));
+    let written = route(
+        "a",
+        "3",
+        json!({"parents": [{"controllerName": ENVOY,
+        "parentRef": {"name": "web"}, "conditions": []}]}),
+    );
     assert!(!index.apply(&id, Change::Applied(written)));
     // A dropped watch or a 410 Gone: the watcher lists again. Same objects: no change, and
     // the objects stay served while the list is in progress.

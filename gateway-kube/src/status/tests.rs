@@ -61,7 +61,10 @@ fn route_entries_of_other_controllers_stay_in_place() {
     let patch = merge(&route_key(), &current, &want, &options, NOW).unwrap();
     assert_eq!(patch["parents"].as_array().unwrap().len(), 4);
     assert_eq!(patch["parents"][1], entry(OURS, "web", true, Some(EARLIER)));
-    assert_eq!(patch["parents"][3], entry(OURS, "internal", true, Some(NOW)));
+    assert_eq!(
+        patch["parents"][3],
+        entry(OURS, "internal", true, Some(NOW))
+    );
     // Detached from our Gateway: our entry goes, theirs stay.
     let patch = merge(
         &route_key(),
@@ -157,7 +160,10 @@ fn gateway_status_is_ours_as_a_whole() {
     let mut written = patch.clone();
     written.as_object_mut().unwrap().remove("somethingElse");
     let want: GatewayStatus = serde_json::from_value(written.clone()).unwrap();
-    assert_eq!(merge(&key, &written, &Desired::Gateway(want), &options, NOW), None);
+    assert_eq!(
+        merge(&key, &written, &Desired::Gateway(want), &options, NOW),
+        None
+    );
 }
 
 fn client() -> kube::Client {
@@ -205,7 +211,10 @@ async fn the_seed_demo_status_is_written_once_and_then_only_what_changes() {
     for work in &plan {
         let patch = merge(&work.key, &Value::Null, &work.desired, &sink.options, NOW).unwrap();
         let text = patch.to_string();
-        assert!(text.contains(r#""lastTransitionTime":"2026-11-26T10:00:00Z""#), "{text}");
+        assert!(
+            text.contains(r#""lastTransitionTime":"2026-11-26T10:00:00Z""#),
+            "{text}"
+        );
         assert!(!text.contains(r#""lastTransitionTime":null"#), "{text}");
     }
     // Confirmed written: the same status plans nothing.
@@ -216,7 +225,9 @@ async fn the_seed_demo_status_is_written_once_and_then_only_what_changes() {
     assert_eq!(sink.stats().cached, 7);
     // A route that loses its parent: its entries of ours are removed.
     let mut changed = status.clone();
-    changed.routes.retain(|r| r.key.name != "https-server-route");
+    changed
+        .routes
+        .retain(|r| r.key.name != "https-server-route");
     let plan = sink.plan(&changed);
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0].key.to_string(), "HTTPRoute demo/https-server-route");
