@@ -5,6 +5,7 @@
 //! cargo run --release --example seed-demo                      # ports shifted by 10000
 //! cargo run --release --example seed-demo -- --port-offset 0   # the manifests' own ports
 //! cargo run --release --example seed-demo -- call --port 60051 # gRPC client over TLS
+//! cargo run --release --example seed-demo -- backends          # only the backends (the Kubernetes guide's backend pod)
 //! ```
 
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
@@ -77,6 +78,14 @@ enum Command {
         #[arg(long)]
         insecure: bool,
     },
+    /// Run only the demo's backends, on the ports the seed's Services target (http-echo
+    /// 5678, TCP and UDP echo 9000, gRPC greeter 50052), until SIGTERM: the backend pod of
+    /// the Kubernetes guide (deploy/README.md).
+    Backends {
+        /// The address to listen on.
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+        bind: IpAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Some(Command::Backends { bind }) => backends_only(bind).await,
         None => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = cli.drain_timeout;
@@ -145,6 +155,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn backends_only(bind: IpAddr) -> anyhow::Result<ExitCode> {
+    use gateway_examples::backends;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let at = |port| SocketAddr::new(bind, port);
+    let name = std::env::var("HOSTNAME").unwrap_or_else(|_| "seed-demo".into());
+    let http = backends::http_echo(at(5678), name.clone(), shutdown.clone()).await?;
+    let tcp = backends::tcp_echo(at(9000), shutdown.clone()).await?;
+    let udp = backends::udp_echo(at(9000), shutdown.clone()).await?;
+    let grpc = backends::grpc_greeter(at(50052), name, shutdown.clone()).await?;
+    println!("http-echo on {http}, tcp echo on {tcp}, udp echo on {udp}/udp, gRPC greeter on {grpc}");
+    let signal = serve::shutdown_signal()
+        .await
+        .context("cannot install signal handlers")?;
+    println!("{signal}: stopping");
+    shutdown.cancel();
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn call(

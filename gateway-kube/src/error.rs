@@ -23,6 +23,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// No usable client configuration (kubeconfig, in-cluster service account).
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Connect(String),
     /// A `namespace/name` argument that is not one.
     #[error("{0:?} is not namespace/name")]
     BadGatewayRef(String),

@@ -41,9 +41,13 @@ mod status;
 mod real_cluster;
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 pub use error::Error;
+/// The kube-rs release this crate is built with, for embedders that build their own
+/// [`kube::Client`] (a custom config, a test server) without depending on it themselves.
+pub use kube;
 pub use leader::{DEFAULT_LEASE_DURATION, LeaderElector, Leadership, LeaseOptions};
 pub use source::{
     DEFAULT_ABSENT_RECHECK, DEFAULT_QUIET_PERIOD, KubeSource, KubeSourceOptions, SecretSelection,
@@ -52,6 +56,30 @@ pub use status::{KubeStatusSink, StatusSinkOptions, WriteStats};
 
 /// The controller name the examples and manifests use by default.
 pub const DEFAULT_CONTROLLER_NAME: &str = "gateway.example.dev/embedded-gateway";
+
+/// Connects to the API server: with the kubeconfig at `kubeconfig` (its current context)
+/// when given, otherwise as kube-rs infers it (`KUBECONFIG` or `~/.kube/config`, then the
+/// in-cluster service account).
+///
+/// # Errors
+///
+/// [`Error::Connect`] when no configuration is found or it cannot be used.
+pub async fn connect(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
+    let connect_error = |message: String| Error::Connect(message);
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| connect_error(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| connect_error(format!("{}: {e}", path.display())))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| connect_error(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| connect_error(e.to_string()))
+}
 
 /// A Gateway by namespace and name, written `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

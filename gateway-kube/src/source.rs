@@ -319,8 +319,14 @@ impl WatchTask {
                     }
                 }
                 Err(error) => {
+                    let first = backoff.is_fresh();
                     let delay = backoff.next();
-                    tracing::warn!(%kind, %error, ?delay, "cannot reach the API to find the served version; retrying");
+                    // Once per outage at warn level: every kind fails alike.
+                    if first {
+                        tracing::warn!(%kind, %error, "cannot reach the API to find the served version; retrying with backoff");
+                    } else {
+                        tracing::debug!(%kind, %error, ?delay, "API still unreachable");
+                    }
                     tokio::select! {
                         () = self.stop.cancelled() => return,
                         () = tokio::time::sleep(delay) => {}
@@ -401,6 +407,10 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    fn is_fresh(&self) -> bool {
+        self.0 == Backoff::default().0
+    }
+
     fn next(&mut self) -> Duration {
         let now = self.0;
         self.0 = (self.0 * 2).min(Duration::from_secs(30));
