@@ -30,7 +30,7 @@ use gateway_examples::serve::{self, RunOptions};
 use gateway_examples::{LogFormat, init_logging};
 use gateway_kube::{
     DEFAULT_CONTROLLER_NAME, GatewayRef, KubeSource, KubeSourceOptions, KubeStatusSink,
-    LeaderElector, LeaseOptions, Leadership, SecretSelection, StatusSinkOptions,
+    LeaderElector, Leadership, LeaseOptions, SecretSelection, StatusSinkOptions,
 };
 use gateway_net::{Gateway, GatewayConfig};
 use http_body_util::Full;
@@ -155,14 +155,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| format!("gateway-{}", std::process::id()));
-        let name = cli.lease_name.clone().unwrap_or_else(|| match &cli.gateway {
-            Some(g) => format!("embedded-gateway-{}-{}", g.namespace, g.name),
-            None => "embedded-gateway".into(),
-        });
-        let elector =
-            LeaderElector::new(client.clone(), LeaseOptions::new(&cli.lease_namespace, name, identity));
+        let name = cli
+            .lease_name
+            .clone()
+            .unwrap_or_else(|| match &cli.gateway {
+                Some(g) => format!("embedded-gateway-{}-{}", g.namespace, g.name),
+                None => "embedded-gateway".into(),
+            });
+        let elector = LeaderElector::new(
+            client.clone(),
+            LeaseOptions::new(&cli.lease_namespace, name, identity),
+        );
         let leadership = elector.leadership();
-        (leadership, Some(tokio::spawn(elector.run(elector_stop.clone()))))
+        (
+            leadership,
+            Some(tokio::spawn(elector.run(elector_stop.clone()))),
+        )
     };
     let mut sink_options = StatusSinkOptions::new(&cli.controller_name);
     sink_options.gateway = cli.gateway.clone();

@@ -166,7 +166,9 @@ async fn backends_only(bind: IpAddr) -> anyhow::Result<ExitCode> {
     let tcp = backends::tcp_echo(at(9000), shutdown.clone()).await?;
     let udp = backends::udp_echo(at(9000), shutdown.clone()).await?;
     let grpc = backends::grpc_greeter(at(50052), name, shutdown.clone()).await?;
-    println!("http-echo on {http}, tcp echo on {tcp}, udp echo on {udp}/udp, gRPC greeter on {grpc}");
+    println!(
+        "http-echo on {http}, tcp echo on {tcp}, udp echo on {udp}/udp, gRPC greeter on {grpc}"
+    );
     let signal = serve::shutdown_signal()
         .await
         .context("cannot install signal handlers")?;

@@ -242,7 +242,8 @@ impl LeaderElector {
             }
         }
         if *self.tx.borrow() {
-            self.set(false);
+            self.tx.send_replace(false);
+            tracing::info!(lease = %self.lease_name(), "shutting down: no longer leader");
             if let Err(error) = self.release().await {
                 tracing::warn!(%error, "lease not released; others take over when it expires");
             }

@@ -35,16 +35,22 @@ pub struct StatusSinkOptions {
     pub concurrency: usize,
     /// Attempts per object when the object changes between read and write (409 Conflict).
     pub conflict_attempts: u32,
+    /// How often every object is read again even though its desired status did not change,
+    /// so that a status changed behind our back (by a person, or a replica that wrongly
+    /// thought it led) is corrected. [`run`](KubeStatusSink::run) also wakes up for it.
+    pub resync_period: Duration,
 }
 
 impl StatusSinkOptions {
-    /// Options for `controller_name`: every Gateway, 8 writes at once, 5 attempts.
+    /// Options for `controller_name`: every Gateway, 8 writes at once, 5 attempts, a full
+    /// resync every 5 minutes.
     pub fn new(controller_name: impl Into<String>) -> Self {
         StatusSinkOptions {
             controller_name: controller_name.into(),
             gateway: None,
             concurrency: 8,
             conflict_attempts: 5,
+            resync_period: Duration::from_secs(300),
         }
     }
 }
@@ -103,6 +109,8 @@ pub struct KubeStatusSink {
     /// of the status, its entries are removed.
     entries: BTreeSet<ObjectKey>,
     versions: HashMap<ResourceKind, Option<ApiResource>>,
+    /// When the cache of written status was last emptied.
+    resynced: tokio::time::Instant,
     stats: WriteStats,
 }
 
@@ -127,6 +135,7 @@ impl KubeStatusSink {
             written: HashMap::new(),
             entries: BTreeSet::new(),
             versions: HashMap::new(),
+            resynced: tokio::time::Instant::now(),
             stats: WriteStats::default(),
         }
     }
@@ -152,8 +161,8 @@ impl KubeStatusSink {
     }
 
     /// Publishes every status `statuses` carries, and the latest one again whenever this
-    /// replica becomes leader or a write failed (retried with backoff, 1 s to 30 s), until
-    /// `shutdown`.
+    /// replica becomes leader, a write failed (retried with backoff, 1 s to 30 s), or the
+    /// [resync period](StatusSinkOptions::resync_period) passed, until `shutdown`.
     pub async fn run(
         mut self,
         mut statuses: watch::Receiver<Option<Arc<Status>>>,
@@ -173,6 +182,10 @@ impl KubeStatusSink {
                 changed = statuses.changed() => if changed.is_err() { return },
                 alive = leader_changed => if !alive { leadership = None },
                 () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {}
+                () = tokio::time::sleep_until(self.resynced + self.options.resync_period) => {
+                    self.resynced = tokio::time::Instant::now();
+                    self.written.clear();
+                }
             }
             let Some(status) = statuses.borrow_and_update().clone() else {
                 continue;
@@ -202,6 +215,7 @@ impl KubeStatusSink {
             // Another replica may have written since this one last did: read everything.
             self.was_leader = true;
             self.written.clear();
+            self.resynced = tokio::time::Instant::now();
         }
         self.write_latest().await
     }
@@ -215,6 +229,10 @@ impl KubeStatusSink {
         let Some(status) = self.latest.clone() else {
             return Ok(());
         };
+        if self.resynced.elapsed() >= self.options.resync_period {
+            self.resynced = tokio::time::Instant::now();
+            self.written.clear();
+        }
         self.stats.publishes += 1;
         let mut work = self.plan(&status);
         for kind in work.iter().map(|w| w.key.kind).collect::<BTreeSet<_>>() {
