@@ -4,6 +4,19 @@
 //! ([`LeaderElector`]) so that, with several replicas, every replica serves traffic and only
 //! the leader writes status.
 //!
+//! Against a plain-HTTP server (a test API server, `kubectl proxy`), build the client from its
+//! URL; nothing here needs TLS or in-cluster environment variables:
+//!
+//! ```
+//! # async fn client() -> Result<(), Box<dyn std::error::Error>> {
+//! use gateway_kube::kube;
+//! let config = kube::Config::new("http://127.0.0.1:8001".parse()?);
+//! let client = kube::Client::try_from(config)?;
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! `kube` and `k8s-openapi` stay inside this crate: objects are read as JSON straight into
 //! [`gateway_core::model`], and status is written from [`gateway_core::status::Status`].
 //! Everything takes a [`kube::Client`], so the same code runs in a cluster, from a kubeconfig,

@@ -92,7 +92,10 @@ pub struct WriteStats {
 /// - a condition keeps the `lastTransitionTime` on the server when its `status` did not
 ///   change; conditions carry compile's `observedGeneration`;
 /// - an object whose merged status equals the server's is not patched; a status already
-///   written and unchanged since is not even read.
+///   written and unchanged since is not even read, except after a leadership change and every
+///   [`resync_period`](StatusSinkOptions::resync_period), when every object is read again and
+///   the Routes and policies are listed to remove entries of ours that the status no longer
+///   has (a route detached while no replica was writing).
 ///
 /// With [`with_leadership`](KubeStatusSink::with_leadership), only the leader writes:
 /// elsewhere `publish` remembers the status and returns, and [`run`](KubeStatusSink::run)
@@ -111,6 +114,8 @@ pub struct KubeStatusSink {
     versions: HashMap<ResourceKind, Option<ApiResource>>,
     /// When the cache of written status was last emptied.
     resynced: tokio::time::Instant,
+    /// Whether the cluster was searched for stale entries of ours since then.
+    swept: bool,
     stats: WriteStats,
 }
 
@@ -136,6 +141,7 @@ impl KubeStatusSink {
             entries: BTreeSet::new(),
             versions: HashMap::new(),
             resynced: tokio::time::Instant::now(),
+            swept: false,
             stats: WriteStats::default(),
         }
     }
@@ -183,8 +189,7 @@ impl KubeStatusSink {
                 alive = leader_changed => if !alive { leadership = None },
                 () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {}
                 () = tokio::time::sleep_until(self.resynced + self.options.resync_period) => {
-                    self.resynced = tokio::time::Instant::now();
-                    self.written.clear();
+                    self.forget_written();
                 }
             }
             let Some(status) = statuses.borrow_and_update().clone() else {
@@ -214,8 +219,7 @@ impl KubeStatusSink {
         if !self.was_leader {
             // Another replica may have written since this one last did: read everything.
             self.was_leader = true;
-            self.written.clear();
-            self.resynced = tokio::time::Instant::now();
+            self.forget_written();
         }
         self.write_latest().await
     }
@@ -230,25 +234,20 @@ impl KubeStatusSink {
             return Ok(());
         };
         if self.resynced.elapsed() >= self.options.resync_period {
-            self.resynced = tokio::time::Instant::now();
-            self.written.clear();
+            self.forget_written();
         }
         self.stats.publishes += 1;
+        if !self.swept {
+            self.swept = self.sweep(&status).await;
+        }
         let mut work = self.plan(&status);
         for kind in work.iter().map(|w| w.key.kind).collect::<BTreeSet<_>>() {
-            if !self.versions.contains_key(&kind) {
-                match kinds::resolve(&self.client, kind).await {
-                    Ok(ar) => {
-                        self.versions.insert(kind, ar);
-                    }
-                    Err(error) => {
-                        self.stats.failed += 1;
-                        return Err(Error::StatusWrite {
-                            failed: work.len(),
-                            first: format!("{kind}: cannot find the served version: {error}"),
-                        });
-                    }
-                }
+            if let Err(error) = self.version(kind).await {
+                self.stats.failed += 1;
+                return Err(Error::StatusWrite {
+                    failed: work.len(),
+                    first: format!("{kind}: cannot find the served version: {error}"),
+                });
             }
         }
         work.retain(|w| {
@@ -309,6 +308,94 @@ impl KubeStatusSink {
                 first: first.clone(),
             }),
         }
+    }
+
+    /// Forgets what was written: everything is read again at the next write.
+    fn forget_written(&mut self) {
+        self.written.clear();
+        self.swept = false;
+        self.resynced = tokio::time::Instant::now();
+    }
+
+    /// The served version of `kind`, looked up once. `None` when the cluster does not serve it.
+    async fn version(&mut self, kind: ResourceKind) -> Result<Option<ApiResource>, kube::Error> {
+        if let Some(found) = self.versions.get(&kind) {
+            return Ok(found.clone());
+        }
+        let found = kinds::resolve(&self.client, kind).await?;
+        self.versions.insert(kind, found.clone());
+        Ok(found)
+    }
+
+    /// Finds routes and policies that carry entries of ours although the status no longer
+    /// has them (detached while no replica led, or before a restart), so that
+    /// [`plan`](Self::plan) removes those entries. `false` when some kind could not be listed
+    /// (looked for again at the next write).
+    async fn sweep(&mut self, status: &Status) -> bool {
+        let wanted: BTreeSet<&ObjectKey> = status
+            .routes
+            .iter()
+            .map(|r| &r.key)
+            .chain(status.policies.iter().map(|p| &p.key))
+            .collect();
+        let mut complete = true;
+        let kinds = [
+            ResourceKind::HttpRoute,
+            ResourceKind::GrpcRoute,
+            ResourceKind::TlsRoute,
+            ResourceKind::TcpRoute,
+            ResourceKind::UdpRoute,
+            ResourceKind::BackendTlsPolicy,
+        ];
+        for kind in kinds {
+            let ar = match self.version(kind).await {
+                Ok(Some(ar)) => ar,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::debug!(%kind, %error, "cannot look for stale status entries");
+                    complete = false;
+                    continue;
+                }
+            };
+            let list = match kinds::api_all(&self.client, &ar)
+                .list(&kube::api::ListParams::default())
+                .await
+            {
+                Ok(list) => list,
+                Err(error) => {
+                    tracing::debug!(%kind, %error, "cannot look for stale status entries");
+                    complete = false;
+                    continue;
+                }
+            };
+            let field = if kind == ResourceKind::BackendTlsPolicy {
+                "ancestors"
+            } else {
+                "parents"
+            };
+            for object in list.items {
+                let ours = object
+                    .data
+                    .get("status")
+                    .and_then(|s| s.get(field))
+                    .and_then(Value::as_array)
+                    .is_some_and(|entries| {
+                        entries.iter().any(|e| {
+                            e.get("controllerName").and_then(Value::as_str)
+                                == Some(self.options.controller_name.as_str())
+                        })
+                    });
+                let key = ObjectKey::new(
+                    kind,
+                    object.metadata.namespace.as_deref().unwrap_or(""),
+                    object.metadata.name.as_deref().unwrap_or(""),
+                );
+                if ours && !wanted.contains(&key) {
+                    self.entries.insert(key);
+                }
+            }
+        }
+        complete
     }
 
     /// The writes a status needs: every object whose desired status differs from what was
