@@ -11,18 +11,21 @@
 //! binary owns those.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod config;
 mod error;
 mod http;
 mod l4;
 mod listener;
+pub mod metrics;
 mod runtime;
 mod shared;
 mod tls;
 
 pub use config::{GatewayConfig, HttpLimits, L4Limits, ListenerConfig, TlsLimits};
 pub use error::Error;
-pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue};
+pub use metrics::Metrics;
+pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue, Readiness};
 /// The ClientHello parser, for the fuzz targets.
 #[doc(hidden)]
 pub use tls::fuzzing;

@@ -90,6 +90,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::metrics::RuleMetrics;
 use crate::runtime::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
 
@@ -209,13 +210,43 @@ pub(crate) struct HttpBindState {
     /// Round-robin counters of the Services' endpoint lists, keyed by the address of the
     /// endpoint slice (stable for the life of this state, which holds the Ir listeners).
     round_robin: std::collections::HashMap<usize, AtomicUsize>,
+    /// The counters of each HTTPRoute and GRPCRoute rule, keyed by the address of the rule
+    /// in the Ir (stable for the same reason): a request finds them without a lock.
+    rule_metrics: std::collections::HashMap<usize, Arc<RuleMetrics>>,
 }
 
 impl HttpBindState {
     pub(crate) fn build(
         listeners: &[Arc<ir::Listener>],
-        _shared: &Arc<Shared>,
+        shared: &Arc<Shared>,
     ) -> (HttpBindState, Vec<ListenerIssue>) {
+        let mut rule_metrics = std::collections::HashMap::new();
+        for listener in listeners {
+            // Listeners without routes still get their (empty) histograms.
+            shared.metrics.listener(&listener.id);
+            for route in &listener.http_routes {
+                for rule in &route.rules {
+                    let metrics = shared.metrics.rule(
+                        &listener.id,
+                        &route.id,
+                        rule.index,
+                        rule.name.as_deref(),
+                    );
+                    rule_metrics.insert(rule_key(rule), metrics);
+                }
+            }
+            for route in &listener.grpc_routes {
+                for rule in &route.rules {
+                    let metrics = shared.metrics.rule(
+                        &listener.id,
+                        &route.id,
+                        rule.index,
+                        rule.name.as_deref(),
+                    );
+                    rule_metrics.insert(rule_key(rule), metrics);
+                }
+            }
+        }
         let mut round_robin = std::collections::HashMap::new();
         let mut add = |backend: &ir::ServiceBackend| {
             round_robin
@@ -257,6 +288,7 @@ impl HttpBindState {
             HttpBindState {
                 router: HttpRouter::new(listeners),
                 round_robin,
+                rule_metrics,
             },
             Vec::new(),
         )
@@ -281,6 +313,11 @@ impl HttpBindState {
 
 fn endpoints_key(endpoints: &Arc<[std::net::SocketAddr]>) -> usize {
     endpoints.as_ptr() as usize
+}
+
+/// The key of a rule's counters: its address inside the Ir listener this state holds.
+fn rule_key<T>(rule: &T) -> usize {
+    std::ptr::from_ref(rule) as usize
 }
 
 /// What TLS negotiated, for requests over terminated TLS.

@@ -104,15 +104,15 @@ impl L4Shared {
         map.remove(&local);
     }
 
-    /// Counters of every TCP listener (for the metrics exporter).
-    #[allow(dead_code)] // read by the metrics exporter (metrics issue)
+    /// Counters of every TCP listener still configured or with open connections (for the
+    /// metrics exporter).
     pub(crate) fn tcp_listeners(&self) -> Vec<(ListenerId, Arc<TcpStats>)> {
-        let map = self.tcp.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.tcp.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, stats| Arc::strong_count(stats) > 1);
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Counters of every running UDP socket (for the metrics exporter).
-    #[allow(dead_code)] // read by the metrics exporter (metrics issue)
     pub(crate) fn udp_sockets(&self) -> Vec<(SocketAddr, Arc<UdpStats>)> {
         let map = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
         map.iter().map(|(k, v)| (*k, v.clone())).collect()

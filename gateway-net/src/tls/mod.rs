@@ -85,6 +85,19 @@ pub(crate) enum HandshakeFailure {
 }
 
 impl HandshakeFailure {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub(crate) const ALL: [HandshakeFailure; 9] = [
+        HandshakeFailure::ClientHelloTimeout,
+        HandshakeFailure::ClientHelloTooLarge,
+        HandshakeFailure::ClientHelloMalformed,
+        HandshakeFailure::ClientClosed,
+        HandshakeFailure::UnknownSni,
+        HandshakeFailure::NoRoute,
+        HandshakeFailure::HandshakeTimeout,
+        HandshakeFailure::HandshakeError,
+        HandshakeFailure::Shutdown,
+    ];
+
     /// A stable name, for logs and metric labels.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -167,6 +180,7 @@ impl TlsBindState {
 /// Serves one TLS connection.
 pub(crate) async fn serve_connection(state: Arc<TlsBindState>, stream: TcpStream, ctx: ConnCtx) {
     if let Err(reason) = serve(&state, stream, &ctx).await {
+        ctx.shared.metrics.tls_failure(reason);
         tracing::debug!(peer = %ctx.peer, reason = reason.as_str(), "TLS connection closed");
     }
 }
