@@ -161,12 +161,13 @@ fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Re
     resp
 }
 
-/// The admin endpoint served on its own socket (HTTP/1.1).
+/// The admin endpoint served on its own socket (HTTP/1.1). Dropping it stops the server
+/// too, without waiting.
 #[derive(Debug)]
 pub struct AdminServer {
     local: SocketAddr,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AdminServer {
@@ -181,7 +182,7 @@ impl AdminServer {
         let listener = TcpListener::bind(address).await.map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, state, stop.clone()));
+        let task = Some(tokio::spawn(serve(listener, state, stop.clone())));
         Ok(AdminServer { local, stop, task })
     }
 
@@ -191,10 +192,19 @@ impl AdminServer {
     }
 
     /// Stops accepting, closes open admin connections and waits for the server task.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        // The task only ends by this cancellation; a panic in it has been reported already.
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            // The task only ends by this cancellation; a panic in it has been reported
+            // already.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
