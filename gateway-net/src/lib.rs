@@ -7,6 +7,10 @@
 //! connection or request reads the configuration with one atomic load when it starts, so a
 //! reload never cuts what is in flight.
 //!
+//! Operations: [`Gateway::metrics`] returns the Prometheus metrics ([`metrics`]),
+//! [`Gateway::readiness`] says whether the gateway should get traffic, and [`admin`] serves
+//! both with the configuration and status on a socket of its own, when the embedder starts it.
+//!
 //! The library starts no runtime and installs no global allocator or logger: the embedding
 //! binary owns those.
 #![forbid(unsafe_code)]

@@ -47,6 +47,10 @@
 //! - `X-Request-Id`: passed through when present; otherwise generated as 32 hex digits, a
 //!   per-process random seed followed by a counter: unique within a process and across
 //!   restarts with high probability, and cheaper than a UUID.
+//! - `traceparent` (W3C Trace Context): passed through unchanged when valid; created when
+//!   missing; replaced, and `tracestate` dropped, when invalid or repeated. A created one has a
+//!   random trace id and parent id and the sampled flag, so services with a parent-based
+//!   sampler trace requests as they would without the gateway.
 //!
 //! # Per request
 //!
@@ -73,8 +77,15 @@
 //! # Access log
 //!
 //! One `tracing` event at INFO on the target `access_log` per request, with the structured
-//! fields `method`, `host`, `path`, `status`, `route`, `rule`, `backend`, `upstream_ms`,
-//! `total_ms` and `protocol`, emitted when the response head is ready.
+//! fields `method`, `host`, `path`, `status`, `route`, `rule`, `service` (the Service chosen,
+//! `namespace/name:port`), `backend` (its endpoint), `upstream_ms`, `total_ms` and `protocol`,
+//! emitted when the response head is ready, unless `GatewayConfig::access_log` is off.
+//!
+//! # Metrics
+//!
+//! When the response head is ready, the request is counted by its rule and status class, and
+//! its durations go to the listener's histograms (see [`crate::metrics`]); requests no route
+//! took are counted apart.
 
 mod filters;
 mod handler;
