@@ -344,12 +344,15 @@ impl MetricsState {
 /// them in another registry.
 ///
 /// ```
-/// # async fn demo() {
 /// let gateway = gateway_net::Gateway::new(Default::default());
 /// let mut text = String::new();
 /// gateway.metrics().encode(&mut text).expect("writing to a String");
 /// assert!(text.contains("# TYPE gateway_http_requests_total counter"));
-/// # }
+/// assert!(text.contains("gateway_ready 0"));
+///
+/// // Or next to the embedder's own metrics:
+/// let mut registry = gateway_net::metrics::prometheus_client::registry::Registry::default();
+/// gateway.metrics().register(&mut registry);
 /// ```
 #[derive(Clone)]
 pub struct Metrics {

@@ -253,7 +253,29 @@ async fn metrics_count_every_kind_of_traffic_exactly() {
     let _ = common::read_to_end_within(&mut tls, Duration::from_secs(10)).await;
     drop(tls);
 
+    // TLS: a real ClientHello for a name no listener serves.
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let stream = TcpStream::connect(local(ports.tls)).await.expect("tls");
+    let name = rustls::pki_types::ServerName::try_from("b.example").expect("name");
+    let handshake = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, stream))
+        .await
+        .expect("handshake ends in time");
+    assert!(handshake.is_err(), "no listener serves b.example");
+
     // Counters updated when a connection ends may lag the client by a moment.
+    eventually(
+        admin,
+        r#"gateway_tls_handshake_failures_total{reason="unknown_sni"}"#,
+        1.0,
+    )
+    .await;
     eventually(
         admin,
         r#"gateway_tls_handshake_failures_total{reason="client_hello_malformed"}"#,
@@ -335,7 +357,7 @@ async fn metrics_count_every_kind_of_traffic_exactly() {
     assert_series(
         &text,
         &bind("gateway_downstream_connections_total", ports.tls),
-        1.0,
+        2.0,
     );
     assert_series(
         &text,
