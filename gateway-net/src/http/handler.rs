@@ -207,6 +207,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// Whether a request on a TLS connection names a host that another listener of the port
+/// serves than the one the connection's SNI chose: an HTTP/2 client reusing a connection for
+/// a host with a different certificate or routes (the Gateway API's 421 rule). A host no
+/// listener serves is not misdirected; routing answers it (404).
+fn is_misdirected(conn: &ConnInfo, host: &str) -> bool {
+    let Some(chosen) = &conn.sni_listener else {
+        return false;
+    };
+    chosen
+        .router
+        .listener(Some(host))
+        .is_some_and(|by_host| !Arc::ptr_eq(by_host, &chosen.listener))
+}
+
 /// Request smuggling: both framings, or disagreeing lengths.
 fn ambiguous_framing(headers: &HeaderMap) -> bool {
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -259,6 +273,10 @@ async fn serve<'s>(
         }
         (None, None) => return status_response(StatusCode::BAD_REQUEST),
     };
+    if is_misdirected(conn, host) {
+        // A plain 421 for gRPC too: it tells any HTTP/2 client to retry on a new connection.
+        return status_response(StatusCode::MISDIRECTED_REQUEST);
+    }
     let uri = parts.uri.clone();
     let Ok(path) = normalize_path(uri.path()) else {
         return status_response(StatusCode::BAD_REQUEST);
