@@ -639,7 +639,14 @@ async fn serve<'s>(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(ClientUpgrade(client)) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(join_upgraded(client, upstream_upgrade));
+            // Tracked, so shutdown waits for tunnels too and the drain deadline ends them.
+            let kill = conn.kill.clone();
+            conn.shared.tracker.spawn(async move {
+                tokio::select! {
+                    () = kill.cancelled() => tracing::debug!("drain deadline passed; closing upgraded tunnel"),
+                    () = join_upgraded(client, upstream_upgrade) => {}
+                }
+            });
         }
     } else {
         strip_hop_by_hop(resp.headers_mut());
@@ -825,13 +832,21 @@ fn spawn_mirror(
     };
     let shared = conn.shared.clone();
     let protocol = backend.protocol;
-    tokio::spawn(async move {
-        match upstream::send(&shared, addr, protocol, request, false).await {
-            // Read the body so the connection goes back to the pool.
-            Ok(resp) => {
-                let _ = resp.into_body().collect().await;
+    let kill = conn.kill.clone();
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let exchange = async {
+            match upstream::send(&shared, addr, protocol, request, false).await {
+                // Read the body so the connection goes back to the pool.
+                Ok(resp) => {
+                    let _ = resp.into_body().collect().await;
+                }
+                Err(error) => tracing::debug!(%error, "mirror request failed"),
             }
-            Err(error) => tracing::debug!(%error, "mirror request failed"),
+        };
+        tokio::select! {
+            () = kill.cancelled() => tracing::debug!("drain deadline passed; mirror request dropped"),
+            () = exchange => {}
         }
     });
 }

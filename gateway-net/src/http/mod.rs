@@ -311,6 +311,8 @@ pub(crate) struct ConnInfo {
     tls: bool,
     /// The listener chosen by SNI on a TLS connection that sent one.
     sni_listener: Option<SniListener>,
+    /// The connection's drain deadline, which also ends its upgraded tunnels and mirrors.
+    kill: tokio_util::sync::CancellationToken,
     shared: Arc<Shared>,
     /// Requests whose response has not finished.
     active: AtomicUsize,
@@ -362,6 +364,7 @@ pub(crate) async fn serve_connection<IO>(
             .unwrap_or(http::HeaderValue::from_static("unknown")),
         tls: tls.is_some(),
         sni_listener: tls.as_ref().and_then(|t| t.sni_listener.clone()),
+        kill: ctx.kill.clone(),
         shared: shared.clone(),
         active: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),
