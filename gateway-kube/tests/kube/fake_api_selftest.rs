@@ -614,8 +614,8 @@ fn lease(holder: &str) -> Lease {
 #[tokio::test]
 async fn lease_contention_has_one_winner() {
     let api = FakeApi::start().await;
-    let replica_a: Api<Lease> = Api::namespaced(api.client(), "infra");
-    let replica_b: Api<Lease> = Api::namespaced(api.client(), "infra");
+    let replica_a: Api<Lease> = Api::namespaced(api.client_as("a"), "infra");
+    let replica_b: Api<Lease> = Api::namespaced(api.client_as("b"), "infra");
     let error = replica_a.get("gateway-leader").await.unwrap_err();
     assert_eq!(status_of(error).0, 404);
 
@@ -681,6 +681,8 @@ async fn lease_contention_has_one_winner() {
         "gateway-leader",
     );
     assert_eq!(api.count(Verb::Update, &lease_path), 2);
+    assert_eq!(api.count_from("a", Verb::Update, &lease_path), 1);
+    assert_eq!(api.count_from("b", Verb::Update, &lease_path), 1);
 }
 
 #[tokio::test]
@@ -803,4 +805,45 @@ async fn seed_demo_manifests_load_and_hidden_kinds_answer_404() {
         listed.items[0].types.as_ref().unwrap().api_version,
         "gateway.networking.k8s.io/v1beta1"
     );
+}
+
+#[tokio::test]
+async fn discovery_lists_served_kinds_classic_and_aggregated() {
+    let api = FakeApi::start().await;
+    let client = api.client();
+    let gateway = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "Gateway");
+    let tcp = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1alpha2", "TCPRoute");
+    let lease = GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease");
+
+    let classic = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let (resource, capabilities) = classic
+        .resolve_gvk(&gateway)
+        .expect("Gateway is discovered");
+    assert_eq!(resource.plural, "gateways");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Namespaced);
+    assert!(classic.resolve_gvk(&tcp).is_some());
+    assert!(classic.resolve_gvk(&lease).is_some());
+    let group = classic
+        .get("gateway.networking.k8s.io")
+        .expect("the Gateway API group");
+    assert_eq!(group.preferred_version_or_latest(), "v1");
+
+    let aggregated = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
+    assert!(aggregated.resolve_gvk(&gateway).is_some());
+    assert!(aggregated.resolve_gvk(&lease).is_some());
+
+    let (pinned, _) = kube::discovery::pinned_kind(&client, &gateway)
+        .await
+        .unwrap();
+    assert_eq!(pinned.plural, "gateways");
+
+    // A kind whose CRD is "not installed" is neither discovered nor served.
+    api.hide("gateway.networking.k8s.io/v1alpha2", "TCPRoute");
+    let classic = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(classic.resolve_gvk(&tcp).is_none());
+    assert!(classic.resolve_gvk(&gateway).is_some());
+    assert!(kube::discovery::pinned_kind(&client, &tcp).await.is_err());
 }

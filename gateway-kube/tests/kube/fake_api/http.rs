@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use super::discovery;
 use super::patch::PatchKind;
 use super::store::{ApiError, Part, ResourceDef, rv_of};
 use super::watch::{self, Filter};
@@ -159,6 +160,16 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let accept = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let client = request
+        .headers()
+        .get(super::CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let target = parse_path(&path);
     let verb = verb_of(&method, target.as_ref(), &query);
 
@@ -175,17 +186,18 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
     };
     let response = match injected {
         Some(error) => error_response(&error),
-        None => route(
-            &shared,
-            &path,
-            target,
-            verb,
-            &query,
-            content_type.as_deref(),
-            request.into_body(),
-        )
-        .await
-        .unwrap_or_else(|error| error_response(&error)),
+        None => {
+            let call = Call {
+                path: &path,
+                verb,
+                query: &query,
+                content_type: content_type.as_deref(),
+                accept: accept.as_deref(),
+            };
+            route(&shared, &call, target, request.into_body())
+                .await
+                .unwrap_or_else(|error| error_response(&error))
+        }
     };
     shared.controls().requests.push(RequestRecord {
         method: method.to_string(),
@@ -193,6 +205,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
         path,
         query: query_text,
         content_type,
+        client,
         status: response.status().as_u16(),
     });
     response
@@ -217,15 +230,28 @@ async fn read_json(body: Incoming, content_type: Option<&str>) -> Result<Value, 
     }
 }
 
+/// What a request asks, besides its target and body.
+struct Call<'a> {
+    path: &'a str,
+    verb: Verb,
+    query: &'a BTreeMap<String, String>,
+    content_type: Option<&'a str>,
+    accept: Option<&'a str>,
+}
+
 async fn route(
     shared: &Arc<Shared>,
-    path: &str,
+    call: &Call<'_>,
     target: Option<Target>,
-    verb: Verb,
-    query: &BTreeMap<String, String>,
-    content_type: Option<&str>,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
+    let &Call {
+        path,
+        verb,
+        query,
+        content_type,
+        accept,
+    } = call;
     let not_found = || ApiError::new(404, "the server could not find the requested resource");
     let Some(target) = target else {
         if path == "/version" {
@@ -234,7 +260,10 @@ async fn route(
                 &json!({"major": "1", "minor": "34", "gitVersion": "v1.34.0-fake", "platform": "linux/amd64"}),
             ));
         }
-        return Err(not_found());
+        let aggregated = accept.is_some_and(|a| a.contains("as=APIGroupDiscoveryList"));
+        let document =
+            discovery::document(&shared.store(), path, aggregated).ok_or_else(not_found)?;
+        return Ok(json_response(200, &document));
     };
     let def = shared
         .store()

@@ -18,8 +18,10 @@
 //!
 //! - Paths: `/api/v1/[namespaces/{ns}/]{plural}[/{name}[/status]]` and
 //!   `/apis/{group}/{version}/[namespaces/{ns}/]{plural}[/{name}[/status]]`; the cluster-wide
-//!   form of a namespaced plural lists and watches all namespaces. `/version` answers; there is
-//!   no discovery (`/api`, `/apis`): give kube an `ApiResource` or a typed kind.
+//!   form of a namespaced plural lists and watches all namespaces. `/version` answers, and so
+//!   does discovery (`/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]`, classic and
+//!   aggregated v2), listing each served kind at its stored version with a `status`
+//!   subresource; hidden kinds drop out of it.
 //! - Kinds: the core, discovery, coordination and Gateway API kinds the gateway reads (see
 //!   `store::WELL_KNOWN`), any kind seeded from a manifest (plural guessed from the kind), and
 //!   any kind given to [`FakeApi::register`]. Objects are stored per group and plural, not per
@@ -71,23 +73,37 @@
 //!   references or garbage collection; namespaces need not exist; DELETE removes at once.
 //! - No authentication or authorization; HTTP/1.1 only.
 //!
+//! - Metadata-only requests (`Accept: ...;as=PartialObjectMetadata[List]`) get the full
+//!   objects, which kube decodes as `PartialObjectMeta` all the same. No protobuf.
+//! - kube's client retries 429, 503 and 504 by itself (`Config::default_retry`): an injected
+//!   error with one of those codes is retried before the caller sees it.
+//!
 //! # Test controls
 //!
-//! Seeding ([`FakeApi::apply`], [`FakeApi::apply_yaml`], [`FakeApi::apply_dir`],
-//! [`FakeApi::delete`], [`FakeApi::set_status`]) goes through the same store as the API, so it
-//! bumps resourceVersions and feeds open watches. Reading back: [`FakeApi::get`],
-//! [`FakeApi::list`], [`FakeApi::resource_version`]. Requests: [`FakeApi::requests`],
-//! [`FakeApi::count`], [`FakeApi::clear_requests`], [`FakeApi::open_watches`],
-//! [`FakeApi::wait_for_watches`]. Faults: [`FakeApi::drop_watches`] (cut every open watch
-//! connection mid-stream), [`FakeApi::expire_watches`] (a 410 ERROR event in every open watch),
-//! [`FakeApi::compact`] (forget history: older resourceVersions get 410),
-//! [`FakeApi::fail_next`] / [`FakeApi::conflict_next_writes`] (the next N matching requests to a
-//! path answer an error), [`FakeApi::set_latency`], [`FakeApi::hide`] / [`FakeApi::unhide`] (a
-//! kind answers 404, as when its CRD is not installed).
+//! - Start and connect: [`FakeApi::start`], [`FakeApi::url`], [`FakeApi::client`],
+//!   [`FakeApi::config`], [`FakeApi::client_as`] (requests recorded with that client's name, to
+//!   tell replicas apart).
+//! - Seed, as `kubectl apply` would ([`FakeApi::apply`], [`FakeApi::apply_yaml`],
+//!   [`FakeApi::apply_dir`], [`FakeApi::delete`]) and as another controller would
+//!   ([`FakeApi::set_status`]): through the same store as the API, so every change bumps the
+//!   resourceVersion and feeds open watches. [`FakeApi::register`] serves another kind.
+//! - Read back: [`FakeApi::get`], [`FakeApi::list`], [`FakeApi::resource_version`],
+//!   [`FakeApi::path`] (an object's URL path, for counts and faults).
+//! - Requests: [`FakeApi::requests`], [`FakeApi::count`], [`FakeApi::count_from`],
+//!   [`FakeApi::count_writes`], [`FakeApi::clear_requests`], [`FakeApi::open_watches`],
+//!   [`FakeApi::wait_for_watches`].
+//! - Faults: [`FakeApi::drop_watches`] (cut every open watch connection mid-stream),
+//!   [`FakeApi::expire_watches`] (a 410 ERROR event in every open watch),
+//!   [`FakeApi::compact`] (forget history: older resourceVersions get 410),
+//!   [`FakeApi::fail_next`] / [`FakeApi::conflict_next_writes`] (the next N matching requests
+//!   to a path answer an error), [`FakeApi::set_latency`], [`FakeApi::hide`] /
+//!   [`FakeApi::unhide`] (a kind answers 404 and leaves discovery, as when its CRD is not
+//!   installed), [`FakeApi::set_bookmark_interval`], [`FakeApi::set_expired_as_http_status`].
 
 // The lead's end-to-end tests use parts of the control API the self-tests do not.
 #![allow(dead_code)]
 
+mod discovery;
 mod http;
 mod patch;
 mod select;
@@ -106,6 +122,9 @@ use tokio::task::JoinHandle;
 
 pub(crate) use store::{ApiError, ResourceDef};
 use store::{Part, Store, guess_plural};
+
+/// The header [`FakeApi::client_as`] clients name themselves with.
+pub(crate) const CLIENT_HEADER: &str = "x-fake-api-client";
 
 /// What a request did, as the API server's audit log names verbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +168,8 @@ pub(crate) struct RequestRecord {
     /// The raw query string.
     pub(crate) query: String,
     pub(crate) content_type: Option<String>,
+    /// The name given to [`FakeApi::client_as`] for the client that sent it.
+    pub(crate) client: Option<String>,
     /// The HTTP status answered (200 for a watch, whatever its stream carried).
     pub(crate) status: u16,
 }
@@ -288,8 +309,24 @@ impl FakeApi {
 
     /// A client for this server (plain HTTP, default namespace `default`).
     pub(crate) fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.config()).expect("a plain HTTP client needs no TLS")
+    }
+
+    /// The configuration [`FakeApi::client`] uses, to adjust before building a client.
+    pub(crate) fn config(&self) -> kube::Config {
         let uri = self.url().parse().expect("the server URL is a valid URI");
-        kube::Client::try_from(kube::Config::new(uri)).expect("a plain HTTP client needs no TLS")
+        kube::Config::new(uri)
+    }
+
+    /// A client whose requests are recorded with `client: Some(name)`, to tell replicas apart.
+    pub(crate) fn client_as(&self, name: &str) -> kube::Client {
+        let mut config = self.config();
+        let value =
+            ::http::HeaderValue::from_str(name).expect("a client name is a valid header value");
+        config
+            .headers
+            .push((::http::HeaderName::from_static(CLIENT_HEADER), value));
+        kube::Client::try_from(config).expect("a plain HTTP client needs no TLS")
     }
 
     /// Serves another kind (or redefines one, by group and plural).
@@ -496,6 +533,16 @@ impl FakeApi {
             .requests
             .iter()
             .filter(|r| r.verb == verb && r.path == path)
+            .count()
+    }
+
+    /// How many requests with `verb` to exactly `path` came from the client named `client`
+    /// (see [`FakeApi::client_as`]).
+    pub(crate) fn count_from(&self, client: &str, verb: Verb, path: &str) -> usize {
+        let requests = &self.shared.controls().requests;
+        requests
+            .iter()
+            .filter(|r| r.client.as_deref() == Some(client) && r.verb == verb && r.path == path)
             .count()
     }
 

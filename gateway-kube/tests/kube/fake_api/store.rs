@@ -377,6 +377,14 @@ impl Store {
         }
     }
 
+    /// The kinds served (registered and not hidden).
+    pub(crate) fn served(&self) -> impl Iterator<Item = &ResourceDef> {
+        self.resources
+            .iter()
+            .filter(|(key, _)| !self.hidden.contains(*key))
+            .map(|(_, def)| def)
+    }
+
     /// A kind by group and kind name, whether hidden or not.
     pub(crate) fn resource_for_kind(&self, group: &str, kind: &str) -> Option<&ResourceDef> {
         self.resources
