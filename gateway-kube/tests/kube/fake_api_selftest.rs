@@ -847,3 +847,75 @@ async fn discovery_lists_served_kinds_classic_and_aggregated() {
     assert!(classic.resolve_gvk(&gateway).is_some());
     assert!(kube::discovery::pinned_kind(&client, &tcp).await.is_err());
 }
+
+#[tokio::test]
+async fn watcher_recovers_from_injected_list_failures_and_latency() {
+    let api = FakeApi::start().await;
+    api.apply(gateway("a", "one", 80)).unwrap();
+    api.set_latency(Duration::from_millis(20));
+    let list_path = "/apis/gateway.networking.k8s.io/v1/gateways";
+    api.fail_next(list_path, &[Verb::List], 1, 500);
+    let resource = gateway_resource();
+    let reflected = Reflected::<DynamicObject>::start_with(
+        Api::all_with(api.client(), &resource),
+        watcher::Config::default(),
+        resource,
+    )
+    .await;
+    assert_eq!(reflected.names(), ["a/one"]);
+    assert!(
+        reflected.errors().iter().any(|e| e.contains("500")),
+        "{:?}",
+        reflected.errors()
+    );
+    let statuses: Vec<u16> = api
+        .requests()
+        .iter()
+        .filter(|r| r.verb == Verb::List)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [500, 200]);
+    api.set_latency(Duration::ZERO);
+    api.apply(gateway("a", "two", 80)).unwrap();
+    assert!(api.wait_until(WAIT, |_| reflected.names().len() == 2).await);
+}
+
+#[tokio::test]
+async fn strategic_merge_and_collection_delete() {
+    let api = FakeApi::start().await;
+    api.apply_yaml(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: ns, labels: {tier: web}}\nspec: {ports: [{port: 80}]}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: ns, labels: {tier: db}}\nspec: {ports: [{port: 5432}]}\n",
+    )
+    .unwrap();
+    let services: Api<Service> = Api::namespaced(api.client(), "ns");
+    let patch = json!({"metadata": {"annotations": {"note": "x"}}});
+    let patched = services
+        .patch("a", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.annotations().get("note").map(String::as_str),
+        Some("x")
+    );
+    assert_eq!(
+        patched.labels().get("tier").map(String::as_str),
+        Some("web")
+    );
+    let deleted = services
+        .delete_collection(
+            &kube::api::DeleteParams::default(),
+            &ListParams::default().labels("tier=web"),
+        )
+        .await
+        .unwrap();
+    assert!(deleted.is_left());
+    assert!(api.get("v1", "Service", Some("ns"), "a").is_none());
+    assert!(api.get("v1", "Service", Some("ns"), "b").is_some());
+    let gone = services
+        .delete("b", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(gone.is_left());
+    assert!(api.list("v1", "Service", None).is_empty());
+}

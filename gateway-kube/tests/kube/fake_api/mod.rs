@@ -91,7 +91,7 @@
 //!   [`FakeApi::path`] (an object's URL path, for counts and faults).
 //! - Requests: [`FakeApi::requests`], [`FakeApi::count`], [`FakeApi::count_from`],
 //!   [`FakeApi::count_writes`], [`FakeApi::clear_requests`], [`FakeApi::open_watches`],
-//!   [`FakeApi::wait_for_watches`].
+//!   [`FakeApi::wait_for_watches`], [`FakeApi::wait_until`].
 //! - Faults: [`FakeApi::drop_watches`] (cut every open watch connection mid-stream),
 //!   [`FakeApi::expire_watches`] (a 410 ERROR event in every open watch),
 //!   [`FakeApi::compact`] (forget history: older resourceVersions get 410),
@@ -578,6 +578,23 @@ impl FakeApi {
         true
     }
 
+    /// Polls `check` every 10 ms until it holds; `false` after `timeout`. For waiting on the
+    /// code under test (a status written, a lease taken) without fixed sleeps.
+    pub(crate) async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Self) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !check(self) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Cuts every open watch connection mid-stream (as a network failure or an API server
     /// restart would); clients resume from their last resourceVersion.
     pub(crate) fn drop_watches(&self) {
@@ -624,7 +641,9 @@ impl FakeApi {
     }
 
     /// Answers a watch from a compacted resourceVersion with HTTP 410 instead of a 200 stream
-    /// holding a 410 ERROR event.
+    /// holding a 410 ERROR event. Note that kube 5's watcher re-lists only on the ERROR event:
+    /// on an HTTP 410 it retries the watch from the same resourceVersion (forever while this is
+    /// on), so this is for testing code that calls `Api::watch` itself.
     pub(crate) fn set_expired_as_http_status(&self, enabled: bool) {
         self.shared.controls().expired_as_http_status = enabled;
     }
