@@ -919,3 +919,34 @@ async fn strategic_merge_and_collection_delete() {
     assert!(gone.is_left());
     assert!(api.list("v1", "Service", None).is_empty());
 }
+
+#[tokio::test]
+async fn metadata_only_reflectors_see_labels() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::core::PartialObjectMeta;
+    let api = FakeApi::start().await;
+    api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps", "labels": {"team": "a"}}}))
+        .unwrap();
+    let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(api.client());
+    let reflected = Reflected::start(namespaces, watcher::Config::default()).await;
+    assert_eq!(reflected.names(), ["/apps"]);
+    let mut relabelled = api.get("v1", "Namespace", None, "apps").unwrap();
+    relabelled["metadata"]["labels"]["team"] = json!("b");
+    api.apply(relabelled).unwrap();
+    assert!(
+        api.wait_until(WAIT, |_| {
+            reflected
+                .store
+                .state()
+                .iter()
+                .any(|n| n.metadata.labels.as_ref().is_some_and(|l| l["team"] == "b"))
+        })
+        .await
+    );
+    let listed = api
+        .requests()
+        .into_iter()
+        .find(|r| r.verb == Verb::List)
+        .unwrap();
+    assert_eq!(listed.path, "/api/v1/namespaces");
+}

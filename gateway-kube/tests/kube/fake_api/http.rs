@@ -285,26 +285,38 @@ async fn route(
     let namespace = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
     let version = target.version.as_str();
+    let metadata_only = accept.is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    let respond = |status: u16, value: Value| {
+        json_response(
+            status,
+            &if metadata_only {
+                metadata_view(value)
+            } else {
+                value
+            },
+        )
+    };
     match verb {
         Verb::Get => {
             let store = shared.store();
             let object = store
                 .get(&def, &namespace, &name)
                 .ok_or_else(|| ApiError::not_found(&def, &name))?;
-            Ok(json_response(200, &present(object, &def, version)))
+            Ok(respond(200, present(object, &def, version)))
         }
         Verb::List => {
             let filter = Filter::new(def.clone(), version, target.namespace.clone(), query)?;
-            Ok(json_response(200, &list(shared, &filter, query)?))
+            Ok(respond(200, list(shared, &filter, query)?))
         }
         Verb::Watch => {
-            let filter = Filter::new(def.clone(), version, target.namespace.clone(), query)?;
+            let mut filter = Filter::new(def.clone(), version, target.namespace.clone(), query)?;
+            filter.metadata_only = metadata_only;
             watch::start(shared, filter, query)
         }
         Verb::Create => {
             let object = read_json(body, content_type).await?;
             let created = shared.write(|store| store.create(&def, &namespace, object, false))?;
-            Ok(json_response(201, &present(&created, &def, version)))
+            Ok(respond(201, present(&created, &def, version)))
         }
         Verb::Update => {
             let object = read_json(body, content_type).await?;
@@ -312,7 +324,7 @@ async fn route(
             let updated = shared.write(|store| {
                 store.update(&def, &namespace, &name, object, part, Some(&precondition))
             })?;
-            Ok(json_response(200, &present(&updated, &def, version)))
+            Ok(respond(200, present(&updated, &def, version)))
         }
         Verb::Patch => {
             let kind = content_type
@@ -326,9 +338,9 @@ async fn route(
             let patch = read_json(body, content_type).await?;
             let (patched, created) =
                 shared.write(|store| store.patch(&def, &namespace, &name, kind, &patch, part))?;
-            Ok(json_response(
+            Ok(respond(
                 if created { 201 } else { 200 },
-                &present(&patched, &def, version),
+                present(&patched, &def, version),
             ))
         }
         Verb::Delete => {
@@ -339,7 +351,7 @@ async fn route(
                 .map(str::to_owned);
             let deleted = shared
                 .write(|store| store.delete(&def, &namespace, &name, precondition.as_deref()))?;
-            Ok(json_response(200, &present(&deleted, &def, version)))
+            Ok(respond(200, present(&deleted, &def, version)))
         }
         Verb::DeleteCollection => {
             let filter = Filter::new(def.clone(), version, target.namespace.clone(), query)?;
@@ -366,13 +378,31 @@ async fn route(
                     .collect::<Vec<_>>()
             });
             let rv = shared.store().rv();
-            Ok(json_response(
+            Ok(respond(
                 200,
-                &list_document(&def, version, rv, deleted, None, 0),
+                list_document(&def, version, rv, deleted, None, 0),
             ))
         }
         Verb::Other => Err(ApiError::new(405, "the method is not allowed on this path")),
     }
+}
+
+/// An object or list as served for `Accept: ...;as=PartialObjectMetadata[List]`: metadata only.
+pub(crate) fn metadata_view(value: Value) -> Value {
+    let Some(Value::Array(items)) = value.get("items") else {
+        return json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": value.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        });
+    };
+    let items: Vec<Value> = items.iter().cloned().map(metadata_view).collect();
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": value.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "items": items,
+    })
 }
 
 fn list_document(

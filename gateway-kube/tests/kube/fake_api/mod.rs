@@ -73,8 +73,9 @@
 //!   references or garbage collection; namespaces need not exist; DELETE removes at once.
 //! - No authentication or authorization; HTTP/1.1 only.
 //!
-//! - Metadata-only requests (`Accept: ...;as=PartialObjectMetadata[List]`) get the full
-//!   objects, which kube decodes as `PartialObjectMeta` all the same. No protobuf.
+//! - Metadata-only requests (`Accept: ...;as=PartialObjectMetadata[List]`) get
+//!   `meta.k8s.io/v1` `PartialObjectMetadata[List]` answers and watch events; no other
+//!   `as=` transformation (no `Table`), no protobuf.
 //! - kube's client retries 429, 503 and 504 by itself (`Config::default_retry`): an injected
 //!   error with one of those codes is retried before the caller sees it.
 //!

@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Shared;
-use super::http::{Body, present};
+use super::http::{Body, metadata_view, present};
 use super::select::Selector;
 use super::store::{ApiError, Change, LoggedEvent, ResourceDef};
 
@@ -30,6 +30,8 @@ pub(crate) struct Filter {
     pub(crate) namespace: Option<String>,
     pub(crate) labels: Option<Selector>,
     pub(crate) fields: Option<Selector>,
+    /// Objects go out as `PartialObjectMetadata` (metadata-only watches).
+    pub(crate) metadata_only: bool,
 }
 
 impl Filter {
@@ -58,6 +60,7 @@ impl Filter {
             namespace,
             labels,
             fields,
+            metadata_only: false,
         })
     }
 
@@ -102,7 +105,15 @@ impl Filter {
     }
 
     fn line(&self, event_type: &str, object: &Value) -> Bytes {
-        event_line(event_type, &present(object, &self.def, &self.version))
+        let object = present(object, &self.def, &self.version);
+        event_line(
+            event_type,
+            &if self.metadata_only {
+                metadata_view(object)
+            } else {
+                object
+            },
+        )
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
