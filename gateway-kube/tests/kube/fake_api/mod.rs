@@ -7,11 +7,16 @@
 //!
 //! ```ignore
 //! let api = FakeApi::start().await;
-//! api.apply_yaml(include_str!("gateway.yaml"))?;      // seed as `kubectl apply` would
-//! let client = api.client();                          // plain HTTP, no TLS
+//! api.apply_yaml(include_str!("gateway.yaml"))?; // seed as `kubectl apply` would
+//! let client = api.client(); // plain HTTP, no TLS
 //! // ... run the code under test with `client` ...
-//! let gateway = api.get("gateway.networking.k8s.io/v1", "Gateway", Some("default"), "gw");
-//! assert_eq!(api.count(Verb::Patch, &api.path("gateway.networking.k8s.io/v1", "Gateway", Some("default"), "gw") + "/status"), 1);
+//! const V1: &str = "gateway.networking.k8s.io/v1";
+//! let written = api.wait_until(Duration::from_secs(10), |api| {
+//!     api.get(V1, "Gateway", Some("default"), "gw").is_some_and(|gw| gw["status"] != Value::Null)
+//! });
+//! assert!(written.await);
+//! let status_path = api.path(V1, "Gateway", Some("default"), "gw") + "/status";
+//! assert_eq!(api.count(Verb::Patch, &status_path), 1);
 //! ```
 //!
 //! # What is served
@@ -380,7 +385,9 @@ impl FakeApi {
 
     /// Creates or updates an object as `kubectl apply` would (a namespaced object without a
     /// namespace goes to `default`); a `.status` in it is stored too, a missing one keeps the
-    /// stored status. Bumps the resourceVersion and feeds watches.
+    /// stored status. Bumps the resourceVersion and feeds watches (unless nothing changed). A
+    /// kind the fake does not know is registered with a guessed plural, namespaced when the
+    /// object names a namespace.
     pub(crate) fn apply(&self, object: Value) -> Result<Value, ApiError> {
         let field = |pointer: &str| {
             object
