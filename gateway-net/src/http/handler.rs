@@ -233,6 +233,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// Whether a request on a TLS connection names a host that another listener of the port
+/// serves than the one the connection's SNI chose: an HTTP/2 client reusing a connection for
+/// a host with a different certificate or routes (the Gateway API's 421 rule). A host no
+/// listener serves is not misdirected; routing answers it (404).
+fn is_misdirected(conn: &ConnInfo, host: &str) -> bool {
+    let Some(chosen) = &conn.sni_listener else {
+        return false;
+    };
+    chosen
+        .router
+        .listener(Some(host))
+        .is_some_and(|by_host| !Arc::ptr_eq(by_host, &chosen.listener))
+}
+
 /// Request smuggling: both framings, or disagreeing lengths.
 fn ambiguous_framing(headers: &HeaderMap) -> bool {
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -285,6 +299,10 @@ async fn serve<'s>(
         }
         (None, None) => return status_response(StatusCode::BAD_REQUEST),
     };
+    if is_misdirected(conn, host) {
+        // A plain 421 for gRPC too: it tells any HTTP/2 client to retry on a new connection.
+        return status_response(StatusCode::MISDIRECTED_REQUEST);
+    }
     let uri = parts.uri.clone();
     let Ok(path) = normalize_path(uri.path()) else {
         return status_response(StatusCode::BAD_REQUEST);
@@ -666,7 +684,14 @@ async fn serve<'s>(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(ClientUpgrade(client)) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(join_upgraded(client, upstream_upgrade));
+            // Tracked, so shutdown waits for tunnels too and the drain deadline ends them.
+            let kill = conn.kill.clone();
+            conn.shared.tracker.spawn(async move {
+                tokio::select! {
+                    () = kill.cancelled() => tracing::debug!("drain deadline passed; closing upgraded tunnel"),
+                    () = join_upgraded(client, upstream_upgrade) => {}
+                }
+            });
         }
     } else {
         strip_hop_by_hop(resp.headers_mut());
@@ -911,13 +936,21 @@ fn spawn_mirror(
     };
     let shared = conn.shared.clone();
     let protocol = backend.protocol;
-    tokio::spawn(async move {
-        match upstream::send(&shared, addr, protocol, request, false).await {
-            // Read the body so the connection goes back to the pool.
-            Ok(resp) => {
-                let _ = resp.into_body().collect().await;
+    let kill = conn.kill.clone();
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let exchange = async {
+            match upstream::send(&shared, addr, protocol, request, false).await {
+                // Read the body so the connection goes back to the pool.
+                Ok(resp) => {
+                    let _ = resp.into_body().collect().await;
+                }
+                Err(error) => tracing::debug!(%error, "mirror request failed"),
             }
-            Err(error) => tracing::debug!(%error, "mirror request failed"),
+        };
+        tokio::select! {
+            () = kill.cancelled() => tracing::debug!("drain deadline passed; mirror request dropped"),
+            () = exchange => {}
         }
     });
 }

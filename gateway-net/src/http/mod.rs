@@ -336,8 +336,18 @@ fn rule_key<T>(rule: &T) -> usize {
 pub(crate) struct TlsInfo {
     /// SNI the client sent.
     pub(crate) sni: Option<String>,
+    /// The listener the SNI chose, when the client sent one.
+    pub(crate) sni_listener: Option<SniListener>,
     /// Whether ALPN chose `h2`: the connection is served as HTTP/2 without preface detection.
     pub(crate) alpn_h2: bool,
+}
+
+/// The listener a TLS connection's SNI chose, and the choice among the port's listeners, so
+/// that each request's host can be checked against it (421 Misdirected Request).
+#[derive(Clone, Debug)]
+pub(crate) struct SniListener {
+    pub(crate) router: Arc<gateway_core::router::SniRouter>,
+    pub(crate) listener: Arc<gateway_core::ir::Listener>,
 }
 
 /// Per-connection facts the request handler needs.
@@ -347,6 +357,10 @@ pub(crate) struct ConnInfo {
     peer_ip: http::HeaderValue,
     /// Whether the client reached us over TLS.
     tls: bool,
+    /// The listener chosen by SNI on a TLS connection that sent one.
+    sni_listener: Option<SniListener>,
+    /// The connection's drain deadline, which also ends its upgraded tunnels and mirrors.
+    kill: tokio_util::sync::CancellationToken,
     shared: Arc<Shared>,
     /// Requests whose response has not finished.
     active: AtomicUsize,
@@ -397,6 +411,8 @@ pub(crate) async fn serve_connection<IO>(
         peer_ip: http::HeaderValue::from_str(&ctx.peer.ip().to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown")),
         tls: tls.is_some(),
+        sni_listener: tls.as_ref().and_then(|t| t.sni_listener.clone()),
+        kill: ctx.kill.clone(),
         shared: shared.clone(),
         active: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),
