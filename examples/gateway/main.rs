@@ -8,7 +8,10 @@
 //! `run` watches the folder and serves every good version of it: each change is compiled and
 //! applied without dropping connections; a change that does not load is reported and the last
 //! good configuration keeps serving. SIGTERM or SIGINT drains open connections (within
-//! `--drain-timeout`) and exits 0.
+//! `--drain-timeout`) and exits 0. The admin endpoint (`/metrics`, `/ready`, `/healthz`,
+//! `/config`, `/status`) listens on `--admin-address` (127.0.0.1:9901 unless `--no-admin`);
+//! the access log goes to stderr with the other logs, in `--log-format`, unless
+//! `--no-access-log`.
 //!
 //! `check` loads the manifests the way the file source serves them, compiles them, prints the
 //! conditions of every GatewayClass, Gateway, Listener and Route, and exits non-zero when any
@@ -17,6 +20,7 @@
 
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,6 +32,7 @@ use gateway_examples::check::{Checked, check};
 use gateway_examples::serve::{self, RunOptions};
 use gateway_examples::{LogFormat, init_logging};
 use gateway_file::FileSource;
+use gateway_net::admin::{AdminServer, AdminState};
 use gateway_net::{Gateway, GatewayConfig};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +87,18 @@ enum Command {
         /// Print every resource's conditions after each reload, not only the problems.
         #[arg(long)]
         print_status: bool,
+        /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
+        /// `/status`). Keep it on loopback or a private interface: it shows the whole
+        /// configuration.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin_address: SocketAddr,
+        /// Do not serve the admin endpoint.
+        #[arg(long)]
+        no_admin: bool,
+        /// Do not write the access log (one line per HTTP request, on stderr, in
+        /// `--log-format`).
+        #[arg(long)]
+        no_access_log: bool,
     },
     /// Compile manifests without serving and print every resource's conditions.
     Check {
@@ -103,7 +120,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    let access_log = match &cli.command {
+        Command::Run { no_access_log, .. } => !no_access_log,
+        Command::Check { .. } => false,
+    };
+    init_logging(&cli.log_level, cli.log_format, access_log);
     let result = match cli.command {
         Command::Run {
             config,
@@ -111,9 +132,14 @@ fn main() -> ExitCode {
             port_offset,
             drain_timeout,
             print_status,
+            admin_address,
+            no_admin,
+            no_access_log,
         } => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = drain_timeout;
+            gateway_config.access_log = !no_access_log;
+            let admin_address = (!no_admin).then_some(admin_address);
             let options = RunOptions {
                 compile: Options {
                     controller_name,
@@ -122,12 +148,15 @@ fn main() -> ExitCode {
                 },
                 print_status,
                 quiet: false,
+                admin: None,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the Tokio runtime")
-                .and_then(|runtime| runtime.block_on(run(config, options, gateway_config)))
+                .and_then(|runtime| {
+                    runtime.block_on(run(config, options, gateway_config, admin_address))
+                })
         }
         Command::Check {
             config,
@@ -147,16 +176,39 @@ fn main() -> ExitCode {
 
 async fn run(
     config: PathBuf,
-    options: RunOptions,
+    mut options: RunOptions,
     gateway_config: GatewayConfig,
+    admin_address: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     // The file source's errors already name the path.
     let source = FileSource::new(&config).map_err(|error| anyhow::anyhow!("{error}"))?;
     let errors = source.errors();
     let gateway = Gateway::new(gateway_config);
+    // Bound before the first apply, so `/ready` answers 503 until the gateway serves.
+    let admin = match admin_address {
+        Some(address) => {
+            let state = AdminState::new(gateway.clone());
+            options.admin = Some(state.clone());
+            let server = AdminServer::bind(address, state)
+                .await
+                .with_context(|| "admin endpoint (change --admin-address or pass --no-admin)")?;
+            println!(
+                "admin endpoint on http://{}/ (metrics, ready, healthz, config, status)",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let (applied, applied_rx) = watch::channel(None);
-    serve::print_reload_errors(errors, applied_rx, shutdown.clone());
+    serve::print_reload_errors(
+        errors,
+        applied_rx,
+        gateway.metrics(),
+        true,
+        shutdown.clone(),
+    );
     let serving = tokio::spawn(serve::serve(
         source,
         gateway.clone(),
@@ -185,7 +237,11 @@ async fn run(
             }
         }
     }
+    // The admin endpoint answers `/ready` with 503 while the gateway drains.
     gateway.shutdown().await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     println!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -46,6 +46,16 @@ struct Cli {
     /// Print every resource's conditions after each reload, not only the problems.
     #[arg(long)]
     print_status: bool,
+    /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
+    /// `/status`).
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin_address: SocketAddr,
+    /// Do not serve the admin endpoint.
+    #[arg(long)]
+    no_admin: bool,
+    /// Do not write the access log (one line per HTTP request, on stderr).
+    #[arg(long)]
+    no_access_log: bool,
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive).
     #[arg(long, global = true, default_value = "warn", env = "GATEWAY_LOG")]
     log_level: String,
@@ -90,7 +100,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    init_logging(
+        &cli.log_level,
+        cli.log_format,
+        cli.command.is_none() && !cli.no_access_log,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = cli.drain_timeout;
+            gateway_config.access_log = !cli.no_access_log;
             let options = SeedDemoOptions {
                 config,
                 port_offset: cli.port_offset,
@@ -141,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quiet: false,
                 gateway_config,
                 debounce: None,
+                admin_address: (!cli.no_admin).then_some(cli.admin_address),
             };
             let demo = seed_demo::run(options)
                 .await

@@ -25,10 +25,19 @@ pub enum LogFormat {
 }
 
 /// Installs the `tracing` subscriber of the binaries: `level` is a level or a tracing
-/// directive (an invalid one falls back to `warn`), output goes to stderr.
-pub fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+/// directive (an invalid one falls back to `warn`), output goes to stderr in `format`.
+///
+/// With `access_log`, the access log (target `access_log`, INFO) is shown whatever `level`
+/// says, unless `level` names the `access_log` target itself.
+pub fn init_logging(level: &str, format: LogFormat, access_log: bool) {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if access_log
+        && !level.contains("access_log")
+        && let Ok(directive) = "access_log=info".parse()
+    {
+        filter = filter.add_directive(directive);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

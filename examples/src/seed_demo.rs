@@ -13,6 +13,7 @@ use std::time::Duration;
 use gateway_core::ir::{AppProtocol, Backend, Ir, RuleAction, WeightedBackend};
 use gateway_core::model::{Resource, Secret, Snapshot};
 use gateway_file::FileSource;
+use gateway_net::admin::{AdminServer, AdminState};
 use gateway_net::{BoundSocket, Gateway, GatewayConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -56,6 +57,9 @@ pub struct SeedDemoOptions {
     pub gateway_config: GatewayConfig,
     /// Quiet period after a file change before reloading (default: the file source's).
     pub debounce: Option<Duration>,
+    /// Serve the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`, `/status`) on
+    /// this address (default: none; the `seed-demo` binary uses 127.0.0.1:9901).
+    pub admin_address: Option<SocketAddr>,
 }
 
 impl Default for SeedDemoOptions {
@@ -68,6 +72,7 @@ impl Default for SeedDemoOptions {
             quiet: false,
             gateway_config: GatewayConfig::default(),
             debounce: None,
+            admin_address: None,
         }
     }
 }
@@ -93,6 +98,7 @@ pub struct SeedDemo {
     applied: watch::Receiver<Option<Applied>>,
     backends: Vec<StartedBackend>,
     port_offset: i32,
+    admin: Option<AdminServer>,
 }
 
 /// Starts the gateway on `options.config`, waits for its first configuration, then starts
@@ -113,6 +119,16 @@ pub async fn run(options: SeedDemoOptions) -> Result<SeedDemo, BoxError> {
     let secret = self_signed_secret()?;
     let prepare = move |snapshot: &mut Snapshot| add_secret_if_missing(snapshot, &secret);
     let gateway = Gateway::new(options.gateway_config.clone());
+    let admin_state = AdminState::new(gateway.clone());
+    // Bound before the first apply, so `/ready` answers 503 until the gateway serves.
+    let admin = match options.admin_address {
+        Some(address) => Some(
+            AdminServer::bind(address, admin_state.clone())
+                .await
+                .map_err(|error| format!("admin endpoint: {error}"))?,
+        ),
+        None => None,
+    };
     let (sender, mut applied) = watch::channel(None);
     let stop_serving = CancellationToken::new();
     let run_options = RunOptions {
@@ -123,6 +139,7 @@ pub async fn run(options: SeedDemoOptions) -> Result<SeedDemo, BoxError> {
         },
         print_status: options.print_status,
         quiet: options.quiet,
+        admin: Some(admin_state),
     };
     let mut serving = tokio::spawn(serve::serve(
         source,
@@ -132,9 +149,13 @@ pub async fn run(options: SeedDemoOptions) -> Result<SeedDemo, BoxError> {
         sender,
         stop_serving.clone(),
     ));
-    if !options.quiet {
-        serve::print_reload_errors(errors, applied.clone(), stop_serving.clone());
-    }
+    serve::print_reload_errors(
+        errors,
+        applied.clone(),
+        gateway.metrics(),
+        !options.quiet,
+        stop_serving.clone(),
+    );
     let first = loop {
         tokio::select! {
             changed = applied.changed() => {
@@ -168,6 +189,7 @@ pub async fn run(options: SeedDemoOptions) -> Result<SeedDemo, BoxError> {
         applied,
         backends: Vec::new(),
         port_offset: options.port_offset,
+        admin,
     };
     match start_backends(&first.ir, &demo.stop_backends).await {
         Ok(started) => demo.backends = started,
@@ -188,6 +210,11 @@ impl SeedDemo {
     /// Every apply (the first one already happened when [`run`] returned).
     pub fn applied(&self) -> watch::Receiver<Option<Applied>> {
         self.applied.clone()
+    }
+
+    /// Where the admin endpoint listens, when it was asked for.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
     }
 
     /// The backends started.
@@ -255,6 +282,16 @@ impl SeedDemo {
             out,
             "  cargo run --release --example seed-demo -- call --port {grpc}"
         );
+        if let Some(admin) = self.admin_address() {
+            let _ = writeln!(
+                out,
+                "  # admin: metrics, readiness, the configuration and status served"
+            );
+            let _ = writeln!(
+                out,
+                "  curl http://{admin}/metrics   # also /ready /healthz /config /status"
+            );
+        }
         let _ = writeln!(out, "\nBackends (in this process):");
         for backend in &self.backends {
             let _ = writeln!(
@@ -278,6 +315,9 @@ impl SeedDemo {
             tracing::warn!(%error, "the serving task failed");
         }
         self.gateway.shutdown().await;
+        if let Some(admin) = self.admin {
+            admin.stop().await;
+        }
         self.stop_backends.cancel();
     }
 }

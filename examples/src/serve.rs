@@ -17,7 +17,8 @@ use gateway_core::model::{Condition, Snapshot};
 use gateway_core::source::ConfigSource;
 use gateway_core::status::Status;
 use gateway_file::LoadError;
-use gateway_net::{ApplyReport, BoundSocket, Gateway};
+use gateway_net::admin::AdminState;
+use gateway_net::{ApplyReport, BoundSocket, Gateway, Metrics};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,8 @@ pub struct RunOptions {
     pub print_status: bool,
     /// Print nothing on stdout (tests; logs still go through `tracing`).
     pub quiet: bool,
+    /// The admin endpoint's state: every apply publishes its configuration and status there.
+    pub admin: Option<Arc<AdminState>>,
 }
 
 /// What the latest apply did, published after each snapshot.
@@ -63,8 +66,12 @@ pub async fn apply_snapshot(
 /// `prepare` may add to each snapshot before it is compiled (the seed demo adds a generated
 /// certificate). Every apply is published on `applied`. An error from the source before the
 /// first snapshot is returned (nothing is served yet, so the caller should say why and stop);
-/// later errors are printed and serving goes on with the last good configuration, as the
-/// [`ConfigSource`] contract asks. The gateway is not shut down here: the caller drains it.
+/// later errors are printed, counted as rejected configurations in the gateway's metrics,
+/// and serving goes on with the last good configuration, as the [`ConfigSource`] contract
+/// asks. The gateway is not shut down here: the caller drains it.
+///
+/// After each apply, the route counts of the status go to the gateway's metrics
+/// ([`Metrics::record_status`]) and the configuration and status to `options.admin`.
 ///
 /// # Errors
 ///
@@ -97,6 +104,7 @@ where
             }
             Err(error) if generation == 0 => return Err(error),
             Err(error) => {
+                gateway.metrics().record_rejected_config();
                 eprintln!("configuration source error (still serving the last good one): {error}");
                 continue;
             }
@@ -104,6 +112,11 @@ where
         prepare(&mut snapshot);
         let (ir, status, report) = apply_snapshot(&gateway, &snapshot, &options.compile).await;
         generation += 1;
+        gateway.metrics().record_status(&status);
+        let (ir, status) = (Arc::new(ir), Arc::new(status));
+        if let Some(admin) = &options.admin {
+            admin.publish(ir.clone(), status.clone());
+        }
         let bound = gateway.bound().await;
         if !options.quiet {
             print!(
@@ -126,23 +139,26 @@ where
         previous.clone_from(&bound);
         applied.send_replace(Some(Applied {
             generation,
-            ir: Arc::new(ir),
-            status: Arc::new(status),
+            ir,
+            status,
             report,
             bound,
         }));
     }
 }
 
-/// Prints every failed reload of a [`FileSource`](gateway_file::FileSource) (from its
-/// `errors()` channel) until `shutdown`: the gateway keeps serving the last good
-/// configuration, and the person editing the files needs to see why their change is not live.
+/// Counts every failed reload of a [`FileSource`](gateway_file::FileSource) (from its
+/// `errors()` channel) as a rejected configuration in `metrics` and, with `print`, prints it,
+/// until `shutdown`: the gateway keeps serving the last good configuration, and the person
+/// editing the files needs to see why their change is not live.
 ///
-/// Errors before the first apply are not printed: they are the initial load's, which
-/// [`serve`] returns to its caller.
+/// Errors before the first apply are not counted or printed: they are the initial load's,
+/// which [`serve`] returns to its caller.
 pub fn print_reload_errors(
     mut errors: watch::Receiver<Option<Arc<LoadError>>>,
     applied: watch::Receiver<Option<Applied>>,
+    metrics: Metrics,
+    print: bool,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -160,11 +176,18 @@ pub fn print_reload_errors(
             match current {
                 Some(error) => {
                     failing = true;
-                    eprintln!("reload failed; still serving the last good configuration:\n{error}");
+                    metrics.record_rejected_config();
+                    if print {
+                        eprintln!(
+                            "reload failed; still serving the last good configuration:\n{error}"
+                        );
+                    }
                 }
                 None if failing => {
                     failing = false;
-                    eprintln!("configuration loads again");
+                    if print {
+                        eprintln!("configuration loads again");
+                    }
                 }
                 None => {}
             }

@@ -40,6 +40,11 @@ fn random() -> u64 {
 /// Starts the demo on `config` with a random port offset, retrying when a shifted port is
 /// taken. The offset keeps 50051 below 65536 and 80 above 1024.
 async fn start_demo(config: &Path) -> SeedDemo {
+    start_demo_with(config, None).await
+}
+
+/// Same, with the admin endpoint on `admin_address`.
+async fn start_demo_with(config: &Path, admin_address: Option<SocketAddr>) -> SeedDemo {
     for _ in 0..20 {
         let offset = 11_000 + (random() % 4_400) as i32;
         let options = SeedDemoOptions {
@@ -47,6 +52,7 @@ async fn start_demo(config: &Path) -> SeedDemo {
             port_offset: offset,
             quiet: true,
             debounce: Some(Duration::from_millis(10)),
+            admin_address,
             ..SeedDemoOptions::default()
         };
         let demo = match seed_demo::run(options).await {
@@ -573,4 +579,87 @@ endpoints:
         seen_b.load(Ordering::Relaxed),
         "no request reached http-echo-b: reloads not served"
     );
+}
+
+/// `GET path` on the admin endpoint: status and body.
+async fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = timeout(STEP, tokio::net::TcpStream::connect(admin))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    timeout(STEP, stream.read_to_end(&mut out))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataplane_seed_demo_serves_the_admin_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_seed_with_free_backend_ports(dir.path());
+    let demo = start_demo_with(dir.path(), Some(SocketAddr::from(([127, 0, 0, 1], 0)))).await;
+    let admin = demo.admin_address().expect("admin endpoint bound");
+    let http = demo.port("http").await.expect("http listener");
+    assert_eq!(
+        admin_get(admin, "/ready").await,
+        (200, "ready\n".to_owned())
+    );
+    assert_eq!(admin_get(admin, "/healthz").await.0, 200);
+
+    for _ in 0..2 {
+        let response = curl(vec![
+            "-i".into(),
+            "-H".into(),
+            "Host: app.me".into(),
+            format!("http://127.0.0.1:{http}/http-echo"),
+        ])
+        .await;
+        assert!(response.starts_with("HTTP/1.1 301"), "{response}");
+    }
+    let (status, metrics) = admin_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    let series = "gateway_http_requests_total{gateway=\"platform/main-gateway\",listener=\"http\",\
+                  kind=\"HTTPRoute\",route=\"demo/http-to-https-redirect\",rule=\"0\",class=\"3xx\"} 2";
+    assert!(
+        metrics.lines().any(|l| l == series),
+        "{series} not in:\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "gateway_routes{kind=\"HTTPRoute\",state=\"accepted\"} 2"),
+        "{metrics}"
+    );
+
+    let (status, config) = admin_get(admin, "/config").await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&config).expect("JSON");
+    let listeners: Vec<&str> = json["binds"]
+        .as_array()
+        .expect("binds")
+        .iter()
+        .flat_map(|b| b["listeners"].as_array().into_iter().flatten())
+        .filter_map(|l| l["listener"].as_str())
+        .collect();
+    for name in ["http", "https", "tcp", "udp", "grpc"] {
+        assert!(
+            listeners.iter().any(|l| l.ends_with(&format!("#{name}"))),
+            "{name} not in {listeners:?}"
+        );
+    }
+    let (status, table) = admin_get(admin, "/status").await;
+    assert_eq!(status, 200);
+    assert!(table.starts_with("KIND"), "{table}");
+    assert!(table.contains("http-to-https-redirect"), "{table}");
+    demo.shutdown().await;
 }

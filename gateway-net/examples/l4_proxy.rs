@@ -1,6 +1,6 @@
 //! Serves the listeners of a manifest file on one current-thread runtime, for the L4
 //! benchmark (`bench/l4.sh`): `l4_proxy MANIFEST.yaml`. Stops on SIGINT (Ctrl-C).
-//! `GATEWAY_TCP_BUFFER=BYTES` overrides the TCP copy buffer size, to measure its effect.
+//! `GATEWAY_TCP_BUFFER=BYTES` overrides the largest TCP copy buffer, to measure its effect.
 
 use std::path::Path;
 
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok()
             .and_then(|v| v.parse().ok())
         {
-            config.l4.tcp_buffer_size = size;
+            config.l4.tcp_buffer_max = size;
         }
         let gateway = Gateway::new(config);
         let report = gateway.apply(&ir).await;

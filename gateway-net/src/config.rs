@@ -8,7 +8,7 @@ pub use crate::l4::L4Limits;
 pub use crate::tls::TlsLimits;
 
 /// Everything the data plane can be tuned with.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct GatewayConfig {
     /// Socket options.
@@ -19,6 +19,22 @@ pub struct GatewayConfig {
     pub tls: TlsLimits,
     /// TCP and UDP proxying limits.
     pub l4: L4Limits,
+    /// Emit the access log: one `tracing` event per HTTP request at INFO on the target
+    /// `access_log` (the embedder's subscriber decides where it goes and in which format).
+    /// Default on; a subscriber that filters the target out makes it cost one atomic load.
+    pub access_log: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listener: ListenerConfig::default(),
+            http: HttpLimits::default(),
+            tls: TlsLimits::default(),
+            l4: L4Limits::default(),
+            access_log: true,
+        }
+    }
 }
 
 /// Socket options of every listener.

@@ -7,22 +7,29 @@
 //! connection or request reads the configuration with one atomic load when it starts, so a
 //! reload never cuts what is in flight.
 //!
+//! Operations: [`Gateway::metrics`] returns the Prometheus metrics ([`metrics`]),
+//! [`Gateway::readiness`] says whether the gateway should get traffic, and [`admin`] serves
+//! both with the configuration and status on a socket of its own, when the embedder starts it.
+//!
 //! The library starts no runtime and installs no global allocator or logger: the embedding
 //! binary owns those.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod config;
 mod error;
 mod http;
 mod l4;
 mod listener;
+pub mod metrics;
 mod runtime;
 mod shared;
 mod tls;
 
 pub use config::{GatewayConfig, HttpLimits, L4Limits, ListenerConfig, TlsLimits};
 pub use error::Error;
-pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue};
+pub use metrics::Metrics;
+pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue, Readiness};
 /// The ClientHello parser, for the fuzz targets.
 #[doc(hidden)]
 pub use tls::fuzzing;

@@ -9,6 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::ConnCounters;
 use crate::runtime::BindState;
 use crate::shared::{ConnCtx, Shared};
 
@@ -61,6 +62,7 @@ pub(crate) async fn accept_loop(
     state: Arc<ArcSwap<BindState>>,
     signals: BindSignals,
     shared: Arc<Shared>,
+    connections: Arc<ConnCounters>,
 ) {
     let local = match listener.local_addr() {
         Ok(local) => local,
@@ -95,7 +97,11 @@ pub(crate) async fn accept_loop(
             shared: shared.clone(),
         };
         let current = state.load_full();
-        shared.tracker.spawn(dispatch(current, stream, ctx));
+        let open = connections.open();
+        shared.tracker.spawn(async move {
+            dispatch(current, stream, ctx).await;
+            drop(open);
+        });
     }
     tracing::debug!(%local, "stopped accepting");
 }

@@ -103,6 +103,39 @@ pub struct BoundSocket {
     pub listeners: Vec<ListenerId>,
 }
 
+/// Whether a gateway should receive traffic (what the admin endpoint's `/ready` answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// A configuration is applied, every listener in it is served, and the gateway is not
+    /// draining.
+    Ready,
+    /// No configuration has been applied yet.
+    NotApplied,
+    /// The last apply left something out ([`ApplyReport::is_complete`] is false): a socket
+    /// could not be bound or a listener could not be served.
+    Incomplete,
+    /// [`Gateway::shutdown`] has started.
+    Draining,
+}
+
+impl Readiness {
+    /// Whether traffic should be sent to this gateway.
+    pub fn is_ready(self) -> bool {
+        self == Readiness::Ready
+    }
+
+    /// Why not, for people (or `"ready"`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Readiness::Ready => "ready",
+            Readiness::NotApplied => "no configuration applied yet",
+            Readiness::Incomplete => "not every listener is served (see the apply report)",
+            Readiness::Draining => "draining",
+        }
+    }
+}
+
 struct Running {
     protocol: BindProtocol,
     local: SocketAddr,
@@ -151,6 +184,7 @@ impl Gateway {
     pub async fn apply(&self, ir: &Ir) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut running = self.running.lock().await;
+        self.shared.metrics.begin_apply();
         let mut wanted = std::collections::BTreeSet::new();
         for bind in &ir.binds {
             let key = (bind.socket_addr(), bind.protocol.transport());
@@ -196,9 +230,12 @@ impl Gateway {
         for key in removed {
             if let Some(gone) = running.remove(&key) {
                 tracing::info!(address = %gone.local, "listener removed; draining its connections");
+                self.shared.metrics.unregister_bind(gone.local);
                 self.drain(gone.signals);
             }
         }
+        self.shared.metrics.end_apply(report.is_complete());
+        self.shared.readiness.applied(report.is_complete());
         report
     }
 
@@ -217,11 +254,13 @@ impl Gateway {
             Transport::Tcp => {
                 let socket = listener::bind_tcp(address, self.shared.config.listener.backlog)?;
                 let local = socket.local_addr()?;
+                let connections = self.shared.metrics.register_bind(local);
                 self.shared.tracker.spawn(listener::accept_loop(
                     socket,
                     state.clone(),
                     signals.clone(),
                     self.shared.clone(),
+                    connections,
                 ));
                 local
             }
@@ -267,14 +306,31 @@ impl Gateway {
             .collect()
     }
 
+    /// The gateway's metrics, to encode or to register in the embedder's registry.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::new(self.shared.clone())
+    }
+
+    /// Whether the gateway should receive traffic: a configuration is applied, every
+    /// listener of it is served, and [`shutdown`](Gateway::shutdown) has not started.
+    pub fn readiness(&self) -> Readiness {
+        self.shared.readiness.get()
+    }
+
     /// Stops accepting on every socket, lets open connections finish within the drain
     /// deadline, then closes the rest and returns when every connection task has ended.
+    /// [`readiness`](Gateway::readiness) is [`Readiness::Draining`] from the start of the
+    /// call on.
     pub async fn shutdown(&self) {
+        self.shared.readiness.draining();
         let mut running = self.running.lock().await;
         let deadline = self.shared.config.listener.drain_timeout;
         let signals: Vec<BindSignals> = std::mem::take(&mut *running)
             .into_values()
-            .map(|r| r.signals)
+            .map(|r| {
+                self.shared.metrics.unregister_bind(r.local);
+                r.signals
+            })
             .collect();
         for s in &signals {
             s.graceful.cancel();

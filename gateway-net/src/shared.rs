@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +19,10 @@ pub(crate) struct Shared {
     pub(crate) http: crate::http::HttpShared,
     /// TCP/UDP state that outlives configurations (connection counts, counters).
     pub(crate) l4: crate::l4::L4Shared,
+    /// Counters and handles for the metrics exporter.
+    pub(crate) metrics: crate::metrics::MetricsState,
+    /// What `/ready` answers.
+    pub(crate) readiness: ReadyState,
 }
 
 impl Shared {
@@ -28,6 +33,8 @@ impl Shared {
             tracker: TaskTracker::new(),
             http,
             l4: crate::l4::L4Shared::default(),
+            metrics: crate::metrics::MetricsState::default(),
+            readiness: ReadyState::default(),
         })
     }
 }
@@ -46,4 +53,38 @@ pub(crate) struct ConnCtx {
     pub(crate) kill: CancellationToken,
     /// Gateway-wide state.
     pub(crate) shared: Arc<Shared>,
+}
+
+/// Inputs of [`Readiness`](crate::Readiness).
+#[derive(Debug, Default)]
+pub(crate) struct ReadyState {
+    applied: AtomicBool,
+    complete: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl ReadyState {
+    pub(crate) fn get(&self) -> crate::Readiness {
+        use crate::Readiness;
+        if self.draining.load(Ordering::Acquire) {
+            Readiness::Draining
+        } else if !self.applied.load(Ordering::Acquire) {
+            Readiness::NotApplied
+        } else if !self.complete.load(Ordering::Acquire) {
+            Readiness::Incomplete
+        } else {
+            Readiness::Ready
+        }
+    }
+
+    /// An apply finished; `complete` when everything in it is served.
+    pub(crate) fn applied(&self, complete: bool) {
+        self.complete.store(complete, Ordering::Release);
+        self.applied.store(true, Ordering::Release);
+    }
+
+    /// The gateway is shutting down: never ready again.
+    pub(crate) fn draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
 }

@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use super::filters;
 use super::upstream::{self, Body, BoxError, ChannelBody, TeeBody, UpstreamError};
 use super::{ActiveGuard, ConnInfo, HttpBindState};
+use crate::metrics::{RuleMetrics, UpstreamFailure};
 
 /// Largest request body buffered so that a retry can resend it.
 const RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
@@ -35,13 +36,28 @@ impl RequestHeaders for Headers<'_> {
     }
 }
 
-/// What the access log says about a request, filled in as it progresses.
+/// What the access log and the metrics say about a request, filled in as it progresses.
 #[derive(Default)]
 struct LogFields<'s> {
     route: Option<&'s RouteId>,
     rule: Option<usize>,
+    /// The Service chosen.
+    service: Option<&'s ServiceBackend>,
+    /// Its endpoint (of the last attempt).
     backend: Option<SocketAddr>,
     upstream: Option<Duration>,
+    /// The counters of the rule that took the request.
+    metrics: Option<&'s Arc<RuleMetrics>>,
+}
+
+/// `namespace/name:port` of a Service backend, for the access log.
+struct ServiceName<'a>(&'a ServiceBackend);
+
+impl std::fmt::Display for ServiceName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = &self.0.service;
+        write!(f, "{}/{}:{}", key.namespace, key.name, self.0.port)
+    }
 }
 
 /// The response body the server sends: counts the request as active until dropped.
@@ -84,15 +100,24 @@ pub(crate) async fn handle(
     let host = request_host(&req);
     let mut log = LogFields::default();
     let response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
-    log_access(
-        &method,
-        &uri,
-        host.as_ref(),
-        version,
-        &response,
-        &log,
-        start,
-    );
+    let elapsed = start.elapsed();
+    let rule = log.metrics.unwrap_or(&conn.shared.metrics.unrouted);
+    rule.count(response.status().as_u16());
+    rule.listener.downstream.observe(elapsed);
+    if let Some(upstream) = log.upstream {
+        rule.listener.upstream.observe(upstream);
+    }
+    if conn.shared.config.access_log {
+        log_access(
+            &method,
+            &uri,
+            host.as_ref(),
+            version,
+            &response,
+            &log,
+            elapsed,
+        );
+    }
     Ok(response.map(|inner| ServerBody {
         inner,
         _guard: guard,
@@ -107,7 +132,7 @@ fn log_access(
     version: Version,
     response: &Response<Body>,
     log: &LogFields<'_>,
-    start: Instant,
+    elapsed: Duration,
 ) {
     tracing::info!(
         target: "access_log",
@@ -117,9 +142,10 @@ fn log_access(
         status = response.status().as_u16(),
         route = log.route.map(tracing::field::display),
         rule = log.rule,
+        service = log.service.map(|s| tracing::field::display(ServiceName(s))),
         backend = log.backend.map(tracing::field::display),
         upstream_ms = log.upstream.map(|d| d.as_secs_f64() * 1000.0),
-        total_ms = start.elapsed().as_secs_f64() * 1000.0,
+        total_ms = elapsed.as_secs_f64() * 1000.0,
         protocol = ?version,
     );
 }
@@ -207,6 +233,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// Whether a request on a TLS connection names a host that another listener of the port
+/// serves than the one the connection's SNI chose: an HTTP/2 client reusing a connection for
+/// a host with a different certificate or routes (the Gateway API's 421 rule). A host no
+/// listener serves is not misdirected; routing answers it (404).
+fn is_misdirected(conn: &ConnInfo, host: &str) -> bool {
+    let Some(chosen) = &conn.sni_listener else {
+        return false;
+    };
+    chosen
+        .router
+        .listener(Some(host))
+        .is_some_and(|by_host| !Arc::ptr_eq(by_host, &chosen.listener))
+}
+
 /// Request smuggling: both framings, or disagreeing lengths.
 fn ambiguous_framing(headers: &HeaderMap) -> bool {
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -259,6 +299,10 @@ async fn serve<'s>(
         }
         (None, None) => return status_response(StatusCode::BAD_REQUEST),
     };
+    if is_misdirected(conn, host) {
+        // A plain 421 for gRPC too: it tells any HTTP/2 client to retry on a new connection.
+        return status_response(StatusCode::MISDIRECTED_REQUEST);
+    }
     let uri = parts.uri.clone();
     let Ok(path) = normalize_path(uri.path()) else {
         return status_response(StatusCode::BAD_REQUEST);
@@ -277,6 +321,7 @@ async fn serve<'s>(
             GrpcRouting::Matched(m) => {
                 log.route = Some(&m.route.id);
                 log.rule = Some(m.rule.index);
+                log.metrics = state.rule_metrics.get(&super::rule_key(m.rule));
                 selected = Some(Selected {
                     listener: m.listener,
                     filters: &m.rule.filters,
@@ -307,6 +352,7 @@ async fn serve<'s>(
             };
             log.route = Some(&m.route.id);
             log.rule = Some(m.rule.index);
+            log.metrics = state.rule_metrics.get(&super::rule_key(m.rule));
             Selected {
                 listener: m.listener,
                 filters: &m.rule.filters,
@@ -387,7 +433,10 @@ async fn serve<'s>(
         return error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR);
     };
     let service = match &chosen.backend {
-        Backend::Service(s) => s,
+        Backend::Service(s) => {
+            log.service = Some(s);
+            s
+        }
         Backend::Invalid { reason } => {
             tracing::debug!(%reason, "invalid backend");
             return finish(
@@ -450,6 +499,7 @@ async fn serve<'s>(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(scheme),
     );
+    ensure_traceparent(&mut parts.headers);
     let request_id = HeaderName::from_static("x-request-id");
     if !parts.headers.contains_key(&request_id)
         && let Ok(id) = HeaderValue::from_str(&conn.shared.http.request_id())
@@ -574,6 +624,16 @@ async fn serve<'s>(
                 None => sent.await.map_err(Failure::Upstream),
             };
             log.upstream = Some(started.elapsed());
+            if let Err(failure) = &result {
+                shared.metrics.upstream_failure(match failure {
+                    Failure::Timeout => UpstreamFailure::Timeout,
+                    Failure::Upstream(UpstreamError::ConnectTimeout(_)) => {
+                        UpstreamFailure::ConnectTimeout
+                    }
+                    Failure::Upstream(UpstreamError::Connect(..)) => UpstreamFailure::ConnectError,
+                    Failure::Upstream(UpstreamError::Http(..)) => UpstreamFailure::ExchangeError,
+                });
+            }
             let retryable = match &result {
                 Ok(resp) => selected
                     .retry
@@ -604,7 +664,10 @@ async fn serve<'s>(
     let outcome = match selected.timeouts.request {
         Some(limit) => tokio::time::timeout(limit, exchange)
             .await
-            .unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
+            .unwrap_or_else(|_| {
+                shared.metrics.upstream_failure(UpstreamFailure::Timeout);
+                Err(StatusCode::GATEWAY_TIMEOUT)
+            }),
         None => exchange.await,
     };
     let mut resp = match outcome {
@@ -621,7 +684,14 @@ async fn serve<'s>(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(ClientUpgrade(client)) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(join_upgraded(client, upstream_upgrade));
+            // Tracked, so shutdown waits for tunnels too and the drain deadline ends them.
+            let kill = conn.kill.clone();
+            conn.shared.tracker.spawn(async move {
+                tokio::select! {
+                    () = kill.cancelled() => tracing::debug!("drain deadline passed; closing upgraded tunnel"),
+                    () = join_upgraded(client, upstream_upgrade) => {}
+                }
+            });
         }
     } else {
         strip_hop_by_hop(resp.headers_mut());
@@ -734,6 +804,65 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// W3C Trace Context: a valid `traceparent` is passed on unchanged (the gateway records no
+/// span of its own, so the client's span stays the backend's parent); a missing one is
+/// created, and an invalid one (or several) replaced, together with `tracestate`, which
+/// belongs to the trace it came with. A new trace is marked sampled (`01`): a backend with a
+/// parent-based sampler then traces the request as it would without the gateway in front.
+fn ensure_traceparent(headers: &mut HeaderMap) {
+    let name = HeaderName::from_static("traceparent");
+    let mut values = headers.get_all(&name).iter();
+    let valid = match (values.next(), values.next()) {
+        (Some(v), None) => valid_traceparent(v.as_bytes()),
+        _ => false,
+    };
+    if valid {
+        return;
+    }
+    headers.remove("tracestate");
+    let trace = format!(
+        "00-{:016x}{:016x}-{:016x}-01",
+        fastrand::u64(1..),
+        fastrand::u64(..),
+        fastrand::u64(1..)
+    );
+    if let Ok(value) = HeaderValue::from_str(&trace) {
+        headers.insert(name, value);
+    }
+}
+
+/// `version-traceid-parentid-flags`: lower-case hex, ids not all zero, version not `ff`;
+/// version `00` is exactly 55 bytes, later versions may append `-` and more fields.
+fn valid_traceparent(value: &[u8]) -> bool {
+    let hex = |part: &[u8]| {
+        part.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    let nonzero = |part: &[u8]| part.iter().any(|&b| b != b'0');
+    let (Some(head), rest) = (value.get(..55), value.get(55..).unwrap_or_default()) else {
+        return false;
+    };
+    let version = &head[..2];
+    let trace_id = &head[3..35];
+    let parent_id = &head[36..52];
+    let flags = &head[53..55];
+    let dashes = head[2] == b'-' && head[35] == b'-' && head[52] == b'-';
+    let tail_ok = if version == b"00" {
+        rest.is_empty()
+    } else {
+        rest.is_empty() || rest.first() == Some(&b'-')
+    };
+    dashes
+        && tail_ok
+        && hex(version)
+        && version != b"ff"
+        && hex(trace_id)
+        && nonzero(trace_id)
+        && hex(parent_id)
+        && nonzero(parent_id)
+        && hex(flags)
+}
+
 fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
     let name = HeaderName::from_static("x-forwarded-for");
     let value = match headers.get(&name) {
@@ -807,13 +936,21 @@ fn spawn_mirror(
     };
     let shared = conn.shared.clone();
     let protocol = backend.protocol;
-    tokio::spawn(async move {
-        match upstream::send(&shared, addr, protocol, request, false).await {
-            // Read the body so the connection goes back to the pool.
-            Ok(resp) => {
-                let _ = resp.into_body().collect().await;
+    let kill = conn.kill.clone();
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let exchange = async {
+            match upstream::send(&shared, addr, protocol, request, false).await {
+                // Read the body so the connection goes back to the pool.
+                Ok(resp) => {
+                    let _ = resp.into_body().collect().await;
+                }
+                Err(error) => tracing::debug!(%error, "mirror request failed"),
             }
-            Err(error) => tracing::debug!(%error, "mirror request failed"),
+        };
+        tokio::select! {
+            () = kill.cancelled() => tracing::debug!("drain deadline passed; mirror request dropped"),
+            () = exchange => {}
         }
     });
 }

@@ -47,6 +47,10 @@
 //! - `X-Request-Id`: passed through when present; otherwise generated as 32 hex digits, a
 //!   per-process random seed followed by a counter: unique within a process and across
 //!   restarts with high probability, and cheaper than a UUID.
+//! - `traceparent` (W3C Trace Context): passed through unchanged when valid; created when
+//!   missing; replaced, and `tracestate` dropped, when invalid or repeated. A created one has a
+//!   random trace id and parent id and the sampled flag, so services with a parent-based
+//!   sampler trace requests as they would without the gateway.
 //!
 //! # Per request
 //!
@@ -73,8 +77,15 @@
 //! # Access log
 //!
 //! One `tracing` event at INFO on the target `access_log` per request, with the structured
-//! fields `method`, `host`, `path`, `status`, `route`, `rule`, `backend`, `upstream_ms`,
-//! `total_ms` and `protocol`, emitted when the response head is ready.
+//! fields `method`, `host`, `path`, `status`, `route`, `rule`, `service` (the Service chosen,
+//! `namespace/name:port`), `backend` (its endpoint), `upstream_ms`, `total_ms` and `protocol`,
+//! emitted when the response head is ready, unless `GatewayConfig::access_log` is off.
+//!
+//! # Metrics
+//!
+//! When the response head is ready, the request is counted by its rule and status class, and
+//! its durations go to the listener's histograms (see [`crate::metrics`]); requests no route
+//! took are counted apart.
 
 mod filters;
 mod handler;
@@ -90,6 +101,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::metrics::RuleMetrics;
 use crate::runtime::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
 
@@ -209,13 +221,43 @@ pub(crate) struct HttpBindState {
     /// Round-robin counters of the Services' endpoint lists, keyed by the address of the
     /// endpoint slice (stable for the life of this state, which holds the Ir listeners).
     round_robin: std::collections::HashMap<usize, AtomicUsize>,
+    /// The counters of each HTTPRoute and GRPCRoute rule, keyed by the address of the rule
+    /// in the Ir (stable for the same reason): a request finds them without a lock.
+    rule_metrics: std::collections::HashMap<usize, Arc<RuleMetrics>>,
 }
 
 impl HttpBindState {
     pub(crate) fn build(
         listeners: &[Arc<ir::Listener>],
-        _shared: &Arc<Shared>,
+        shared: &Arc<Shared>,
     ) -> (HttpBindState, Vec<ListenerIssue>) {
+        let mut rule_metrics = std::collections::HashMap::new();
+        for listener in listeners {
+            // Listeners without routes still get their (empty) histograms.
+            shared.metrics.listener(&listener.id);
+            for route in &listener.http_routes {
+                for rule in &route.rules {
+                    let metrics = shared.metrics.rule(
+                        &listener.id,
+                        &route.id,
+                        rule.index,
+                        rule.name.as_deref(),
+                    );
+                    rule_metrics.insert(rule_key(rule), metrics);
+                }
+            }
+            for route in &listener.grpc_routes {
+                for rule in &route.rules {
+                    let metrics = shared.metrics.rule(
+                        &listener.id,
+                        &route.id,
+                        rule.index,
+                        rule.name.as_deref(),
+                    );
+                    rule_metrics.insert(rule_key(rule), metrics);
+                }
+            }
+        }
         let mut round_robin = std::collections::HashMap::new();
         let mut add = |backend: &ir::ServiceBackend| {
             round_robin
@@ -257,6 +299,7 @@ impl HttpBindState {
             HttpBindState {
                 router: HttpRouter::new(listeners),
                 round_robin,
+                rule_metrics,
             },
             Vec::new(),
         )
@@ -283,13 +326,28 @@ fn endpoints_key(endpoints: &Arc<[std::net::SocketAddr]>) -> usize {
     endpoints.as_ptr() as usize
 }
 
+/// The key of a rule's counters: its address inside the Ir listener this state holds.
+fn rule_key<T>(rule: &T) -> usize {
+    std::ptr::from_ref(rule) as usize
+}
+
 /// What TLS negotiated, for requests over terminated TLS.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TlsInfo {
     /// SNI the client sent.
     pub(crate) sni: Option<String>,
+    /// The listener the SNI chose, when the client sent one.
+    pub(crate) sni_listener: Option<SniListener>,
     /// Whether ALPN chose `h2`: the connection is served as HTTP/2 without preface detection.
     pub(crate) alpn_h2: bool,
+}
+
+/// The listener a TLS connection's SNI chose, and the choice among the port's listeners, so
+/// that each request's host can be checked against it (421 Misdirected Request).
+#[derive(Clone, Debug)]
+pub(crate) struct SniListener {
+    pub(crate) router: Arc<gateway_core::router::SniRouter>,
+    pub(crate) listener: Arc<gateway_core::ir::Listener>,
 }
 
 /// Per-connection facts the request handler needs.
@@ -299,6 +357,10 @@ pub(crate) struct ConnInfo {
     peer_ip: http::HeaderValue,
     /// Whether the client reached us over TLS.
     tls: bool,
+    /// The listener chosen by SNI on a TLS connection that sent one.
+    sni_listener: Option<SniListener>,
+    /// The connection's drain deadline, which also ends its upgraded tunnels and mirrors.
+    kill: tokio_util::sync::CancellationToken,
     shared: Arc<Shared>,
     /// Requests whose response has not finished.
     active: AtomicUsize,
@@ -349,6 +411,8 @@ pub(crate) async fn serve_connection<IO>(
         peer_ip: http::HeaderValue::from_str(&ctx.peer.ip().to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown")),
         tls: tls.is_some(),
+        sni_listener: tls.as_ref().and_then(|t| t.sni_listener.clone()),
+        kill: ctx.kill.clone(),
         shared: shared.clone(),
         active: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),

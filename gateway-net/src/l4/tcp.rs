@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::copy::{BufferSizes, copy_bidirectional};
 use super::{Pick, TcpStats, pick, socket_route};
 use crate::runtime::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
@@ -181,9 +182,12 @@ where
     let mut client = Tracked::new(client, &last, start);
     let mut upstream = Tracked::new(upstream, &last, start);
     let idle = limits.tcp_idle_timeout;
-    let size = limits.tcp_buffer_size.max(1);
+    let sizes = BufferSizes {
+        initial: limits.tcp_buffer_initial,
+        max: limits.tcp_buffer_max,
+    };
     let end = {
-        let copy = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, size, size);
+        let copy = copy_bidirectional(&mut client, &mut upstream, sizes);
         let watchdog = async {
             loop {
                 let seen = last.load(Ordering::Relaxed);

@@ -85,6 +85,19 @@ pub(crate) enum HandshakeFailure {
 }
 
 impl HandshakeFailure {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub(crate) const ALL: [HandshakeFailure; 9] = [
+        HandshakeFailure::ClientHelloTimeout,
+        HandshakeFailure::ClientHelloTooLarge,
+        HandshakeFailure::ClientHelloMalformed,
+        HandshakeFailure::ClientClosed,
+        HandshakeFailure::UnknownSni,
+        HandshakeFailure::NoRoute,
+        HandshakeFailure::HandshakeTimeout,
+        HandshakeFailure::HandshakeError,
+        HandshakeFailure::Shutdown,
+    ];
+
     /// A stable name, for logs and metric labels.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -104,8 +117,9 @@ impl HandshakeFailure {
 /// The configuration of one TLS socket.
 #[derive(Debug)]
 pub(crate) struct TlsBindState {
-    /// Listener (and TLSRoute) choice by SNI, over the listeners that can be served.
-    router: SniRouter,
+    /// Listener (and TLSRoute) choice by SNI, over the listeners that can be served. Shared
+    /// with the HTTPS connections, which check each request's host against it.
+    router: Arc<SniRouter>,
     /// rustls configurations of the terminating listeners.
     configs: HashMap<ListenerId, Arc<ServerConfig>>,
     /// HTTP routing of the HTTPS listeners.
@@ -155,7 +169,7 @@ impl TlsBindState {
         let (http, http_issues) = crate::http::HttpBindState::build(&https, shared);
         issues.extend(http_issues);
         let state = TlsBindState {
-            router: SniRouter::new(&served),
+            router: Arc::new(SniRouter::new(&served)),
             configs,
             http: Arc::new(http),
             limits: shared.config.tls.clone(),
@@ -167,6 +181,7 @@ impl TlsBindState {
 /// Serves one TLS connection.
 pub(crate) async fn serve_connection(state: Arc<TlsBindState>, stream: TcpStream, ctx: ConnCtx) {
     if let Err(reason) = serve(&state, stream, &ctx).await {
+        ctx.shared.metrics.tls_failure(reason);
         tracing::debug!(peer = %ctx.peer, reason = reason.as_str(), "TLS connection closed");
     }
 }
@@ -210,7 +225,11 @@ async fn serve(
         }
         ListenerProtocol::Https => {
             let tls = handshake(state, listener, stream, prefix, ctx).await?;
-            let info = tls_info(sni, tls.get_ref().1);
+            let sni_listener = sni.as_ref().map(|_| crate::http::SniListener {
+                router: state.router.clone(),
+                listener: listener.clone(),
+            });
+            let info = tls_info(sni, sni_listener, tls.get_ref().1);
             crate::http::serve_connection(state.http.clone(), tls, ctx.clone(), Some(info)).await;
             Ok(())
         }
@@ -219,9 +238,14 @@ async fn serve(
 }
 
 /// The one place `TlsInfo` is built, so fields the HTTP side adds are filled here.
-fn tls_info(sni: Option<String>, connection: &rustls::ServerConnection) -> crate::http::TlsInfo {
+fn tls_info(
+    sni: Option<String>,
+    sni_listener: Option<crate::http::SniListener>,
+    connection: &rustls::ServerConnection,
+) -> crate::http::TlsInfo {
     crate::http::TlsInfo {
         sni,
+        sni_listener,
         alpn_h2: connection.alpn_protocol() == Some(b"h2"),
     }
 }

@@ -768,14 +768,8 @@ async fn upgrade_backend() -> SocketAddr {
     address
 }
 
-#[tokio::test]
-async fn websocket_upgrade_end_to_end() {
-    let backend = upgrade_backend().await;
-    let (_gw, port) = simple(
-        &forward_rule("ws"),
-        &[service_yaml("default", "ws", backend)],
-    )
-    .await;
+/// Opens a WebSocket-style tunnel through the gateway on `port`.
+async fn open_tunnel(port: u16) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -800,15 +794,70 @@ async fn websocket_upgrade_end_to_end() {
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     stream
-        .write_all(b"ping over the tunnel")
-        .await
-        .expect("write");
-    let mut buf = vec![0u8; 20];
+}
+
+/// Sends bytes over the tunnel and reads their echo.
+async fn tunnel_echo(stream: &mut TcpStream, text: &str) {
+    stream.write_all(text.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; text.len()];
     tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut buf))
         .await
         .expect("echo in time")
         .expect("echo");
-    assert_eq!(&buf, b"ping over the tunnel");
+    assert_eq!(buf, text.as_bytes());
+}
+
+#[tokio::test]
+async fn websocket_upgrade_end_to_end() {
+    let backend = upgrade_backend().await;
+    let (_gw, port) = simple(
+        &forward_rule("ws"),
+        &[service_yaml("default", "ws", backend)],
+    )
+    .await;
+    let mut stream = open_tunnel(port).await;
+    tunnel_echo(&mut stream, "ping over the tunnel").await;
+}
+
+/// An upgraded tunnel is part of the drain: it keeps working while the gateway drains, the
+/// shutdown waits for it, and the drain deadline closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnel_is_drained_on_shutdown() {
+    let backend = upgrade_backend().await;
+    let port = free_port();
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gateway_yaml(port),
+        service_yaml("default", "ws", backend),
+        route_yaml("web", "example.com", &forward_rule("ws"))
+    );
+    let mut config = GatewayConfig::default();
+    config.listener.drain_timeout = Duration::from_millis(600);
+    let gateway = Arc::new(start_any(&yaml, config).await);
+    let mut stream = open_tunnel(port).await;
+    tunnel_echo(&mut stream, "before").await;
+    let draining = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { gateway.shutdown().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !draining.is_finished(),
+        "shutdown waits for the open tunnel"
+    );
+    tunnel_echo(&mut stream, "while draining").await;
+    tokio::time::timeout(Duration::from_secs(10), draining)
+        .await
+        .expect("shutdown ends after the drain deadline")
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest))
+        .await
+        .expect("tunnel closed by the drain deadline");
+    assert!(
+        read.is_err() || rest.is_empty(),
+        "tunnel still open: {rest:?}"
+    );
 }
 
 // === hostile clients ===

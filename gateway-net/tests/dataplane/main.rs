@@ -5,4 +5,5 @@
 mod common;
 mod http;
 mod l4;
+mod metrics;
 mod tls;

@@ -941,3 +941,123 @@ spec:
     driver.abort();
     gateway.shutdown().await;
 }
+
+/// One HTTP/2 request over TLS with this SNI and `:authority`; the status and the backend
+/// that answered (`x-backend`), if any.
+async fn h2_over_tls(port: u16, sni: &str, authority: &str) -> (u16, Option<String>) {
+    let client = connect_with(port, Some(sni), ALL, &[b"h2"], None)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(client.stream),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(conn);
+    let request = hyper::Request::get(format!("https://{authority}/detect"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let backend = response
+        .headers()
+        .get("x-backend")
+        .map(|v| v.to_str().unwrap().to_owned());
+    drop(sender);
+    driver.abort();
+    (response.status().as_u16(), backend)
+}
+
+/// The Gateway API's misdirected-request rule on a port shared by HTTPS listeners: a request
+/// whose host another listener serves than the one the SNI chose gets 421; a host no
+/// listener serves gets 404; hosts under the SNI's own wildcard listener are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_misdirected_requests_get_421() {
+    let v1 = http_echo("v1").await;
+    let v2 = http_echo("v2").await;
+    let v3 = http_echo("v3").await;
+    let port = free_port();
+    let cert = self_signed(&["example.org", "second-example.org", "*.wildcard.org"]);
+    let route = |name: &str, section: &str, hostnames: &str, service: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: gw, sectionName: {section}}}]
+  hostnames: [{hostnames}]
+  rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]
+"
+        )
+    };
+    let yaml = docs(&[
+        gateway_yaml(&[
+            listener_yaml("any", port, "HTTPS", None, &terminate("cert")),
+            listener_yaml(
+                "second",
+                port,
+                "HTTPS",
+                Some("second-example.org"),
+                &terminate("cert"),
+            ),
+            listener_yaml(
+                "wild",
+                port,
+                "HTTPS",
+                Some("*.wildcard.org"),
+                &terminate("cert"),
+            ),
+            listener_yaml(
+                "fourth",
+                port,
+                "HTTPS",
+                Some("fourth-example.wildcard.org"),
+                &terminate("cert"),
+            ),
+        ]),
+        tls_secret_yaml("default", "cert", &cert.0, &cert.1),
+        route("r1", "any", "example.org", "v1"),
+        route("r2", "second", "", "v2"),
+        route("r3", "wild", "", "v3"),
+        route("r4", "fourth", "", "v1"),
+        service_yaml("default", "v1", v1),
+        service_yaml("default", "v2", v2),
+        service_yaml("default", "v3", v3),
+    ]);
+    let gateway = start(&yaml).await;
+    let cases: &[(&str, &str, u16, Option<&str>)] = &[
+        ("example.org", "example.org", 200, Some("v1")),
+        ("example.org", "second-example.org", 421, None),
+        ("example.org", "unknown-example.org", 404, None),
+        ("second-example.org", "second-example.org", 200, Some("v2")),
+        ("second-example.org", "example.org", 421, None),
+        ("second-example.org", "unknown-example.org", 421, None),
+        ("third.wildcard.org", "third.wildcard.org", 200, Some("v3")),
+        ("third.wildcard.org", "fifth.wildcard.org", 200, Some("v3")),
+        (
+            "third.wildcard.org",
+            "fourth-example.wildcard.org",
+            421,
+            None,
+        ),
+        ("third.wildcard.org", "second-example.org:443", 421, None),
+        (
+            "third.wildcard.org",
+            "THIRD.wildcard.org:443",
+            200,
+            Some("v3"),
+        ),
+    ];
+    for &(sni, authority, status, backend) in cases {
+        let got = h2_over_tls(port, sni, authority).await;
+        assert_eq!(
+            got,
+            (status, backend.map(str::to_owned)),
+            "SNI {sni}, :authority {authority}"
+        );
+    }
+    gateway.shutdown().await;
+}
