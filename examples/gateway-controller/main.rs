@@ -9,9 +9,12 @@
 //! EndpointSlices, Namespaces and referenced Secrets they need), compiles each snapshot and
 //! serves it. Replicas elect a leader through a Lease; only the leader writes status. The
 //! probe endpoint (`--probe-address`) answers `/readyz` with 200 once the first full
-//! snapshot is applied (503 before, and again while draining) and `/livez` with 200.
-//! SIGTERM or SIGINT: not ready, give up the Lease, drain open connections (within
-//! `--drain-timeout`), exit 0.
+//! snapshot is applied (503 before, and again while draining) and `/livez` with 200. The
+//! admin endpoint (`--admin-address`, as for `gateway run`) serves `/metrics`, `/config`,
+//! `/status` and its own stricter `/ready` (every listener served), which is not used as the
+//! Kubernetes readiness: a listener that no replica can serve would take every replica out of
+//! the Service. SIGTERM or SIGINT: not ready, give up the Lease, drain open connections
+//! (within `--drain-timeout`), exit 0.
 
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
 
@@ -32,6 +35,7 @@ use gateway_kube::{
     DEFAULT_CONTROLLER_NAME, GatewayRef, KubeSource, KubeSourceOptions, KubeStatusSink,
     LeaderElector, Leadership, LeaseOptions, SecretSelection, StatusSinkOptions,
 };
+use gateway_net::admin::{AdminServer, AdminState};
 use gateway_net::{Gateway, GatewayConfig};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -80,9 +84,20 @@ struct Cli {
     /// How long open connections may take to finish on shutdown.
     #[arg(long, default_value = "30s", value_parser = serve::parse_duration)]
     drain_timeout: Duration,
-    /// Where `/readyz` and `/livez` are served.
+    /// Where `/readyz` and `/livez` are served (for the kubelet's probes).
     #[arg(long, default_value = "0.0.0.0:8090")]
     probe_address: SocketAddr,
+    /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
+    /// `/status`). Keep it on loopback or a private interface: it shows the whole
+    /// configuration.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin_address: SocketAddr,
+    /// Do not serve the admin endpoint.
+    #[arg(long)]
+    no_admin: bool,
+    /// Do not write the access log (one line per HTTP request, on stderr, in `--log-format`).
+    #[arg(long)]
+    no_access_log: bool,
     /// Namespace of the leader-election Lease (the pod's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
@@ -101,7 +116,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    init_logging(&cli.log_level, cli.log_format, !cli.no_access_log);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,7 +144,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut gateway_config = GatewayConfig::default();
     gateway_config.listener.drain_timeout = cli.drain_timeout;
+    gateway_config.access_log = !cli.no_access_log;
     let gateway = Gateway::new(gateway_config);
+    let (admin_state, admin) = if cli.no_admin {
+        (None, None)
+    } else {
+        let state = AdminState::new(gateway.clone());
+        let server = AdminServer::bind(cli.admin_address, state.clone())
+            .await
+            .with_context(|| "admin endpoint (change --admin-address or pass --no-admin)")?;
+        tracing::info!(address = %server.local_addr(), "admin endpoint: /metrics /ready /healthz /config /status");
+        (Some(state), Some(server))
+    };
     let options = RunOptions {
         compile: Options {
             controller_name: Some(cli.controller_name.clone()),
@@ -139,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         print_status: false,
         quiet: false,
+        admin: admin_state,
     };
 
     let shutdown = CancellationToken::new();
@@ -236,6 +263,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = tokio::join!(writer, forward, probes);
     let _ = serving.await;
     gateway.shutdown().await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     println!("stopped");
     Ok(code)
 }
