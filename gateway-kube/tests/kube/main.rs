@@ -2,5 +2,6 @@
 //! list/watch/patch protocol to the real kube-rs client.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)] // test code
 
+mod adapter;
 mod fake_api;
 mod fake_api_selftest;
