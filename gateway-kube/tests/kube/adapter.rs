@@ -426,3 +426,128 @@ spec:
     gateway_a.shutdown().await;
     gateway_b.shutdown().await;
 }
+
+/// The redirect-only configuration of the serving tests, answering `code`.
+fn redirect_config(port: u16, code: u16) -> String {
+    format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: embedded}}
+spec: {{controllerName: example.com/gateway}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: web, namespace: default}}
+spec:
+  gatewayClassName: embedded
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: to-https, namespace: default}}
+spec:
+  parentRefs: [{{name: web}}]
+  hostnames: [shop.example.com]
+  rules:
+    - filters:
+        - type: RequestRedirect
+          requestRedirect: {{scheme: https, statusCode: {code}}}
+"#
+    )
+}
+
+/// Watches that drop, expire (410 in the stream), lose their history (re-list) or whose
+/// re-list fails for a while never interrupt serving: every request during the trouble gets
+/// the configured answer, and a change made afterwards is served.
+#[tokio::test]
+async fn serving_goes_on_through_dropped_expired_and_failing_watches() {
+    let api = FakeApi::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.4:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    api.apply_yaml(&redirect_config(port, 301)).unwrap();
+    let (mut source, gateway) = serving_replica(&api, 4).await;
+    // The run loop of a replica: every snapshot is compiled and applied.
+    let applied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let runner = tokio::spawn({
+        let gateway = gateway.clone();
+        let applied = applied.clone();
+        async move {
+            let options = Options {
+                controller_name: Some("example.com/gateway".into()),
+                bind_address: std::net::IpAddr::from([127, 0, 0, 4]),
+                ..Options::default()
+            };
+            while let Ok(Some(snapshot)) = source.next().await {
+                let (ir, _) = compile(&snapshot, &options);
+                gateway.apply(&ir).await;
+                applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let address = std::net::SocketAddr::from(([127, 0, 0, 4], port));
+    let stop = CancellationToken::new();
+    let client = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut answers = Vec::new();
+            while !stop.is_cancelled() {
+                answers.push(status_line(address, "shop.example.com").await);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answers
+        }
+    });
+    let gateways = api.path(V1, "Gateway", Some("default"), "web");
+    let collection = gateways.rsplit_once('/').unwrap().0.to_owned();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    api.drop_watches();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    api.expire_watches();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // History gone and the next lists of Gateways failing: the watcher backs off and
+    // re-lists until the server answers again.
+    api.compact();
+    api.fail_next(&collection, &[Verb::List], 3, 500);
+    api.drop_watches();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let answers = client.await.unwrap();
+    assert!(answers.len() > 20, "only {} requests", answers.len());
+    let wrong: Vec<_> = answers
+        .iter()
+        .filter(|a| *a != "HTTP/1.1 301 Moved Permanently")
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} requests not served: {wrong:?}",
+        wrong.len(),
+        answers.len()
+    );
+    assert_eq!(
+        applied.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "re-lists of unchanged objects emit no snapshot"
+    );
+
+    // A change after the trouble is picked up and served.
+    api.apply_yaml(&redirect_config(port, 302)).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let line = status_line(address, "shop.example.com").await;
+        if line == "HTTP/1.1 302 Found" {
+            break;
+        }
+        assert_eq!(line, "HTTP/1.1 301 Moved Permanently");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runner.abort();
+    gateway.shutdown().await;
+}
