@@ -16,23 +16,34 @@ pub type TcpRoute = Object<L4RouteSpec, RouteStatus>;
 /// `UDPRoute` (v1 and v1alpha2).
 pub type UdpRoute = Object<L4RouteSpec, RouteStatus>;
 
-/// `HTTPRoute.spec`.
+/// `HTTPRoute.spec`; the CRD defaults absent `rules` to one rule matching PathPrefix `/`.
+pub type HttpRouteSpec = RouteSpec<HttpRouteRule>;
+/// `GRPCRoute.spec`.
+pub type GrpcRouteSpec = RouteSpec<GrpcRouteRule>;
+/// `TLSRoute.spec`: hostnames are required in v1, which allows exactly one rule (v1alpha2
+/// allowed several, whose backends are merged).
+pub type TlsRouteSpec = RouteSpec<L4RouteRule>;
+
+/// The `spec` of the Route kinds with hostnames (HTTPRoute, GRPCRoute, TLSRoute): upstream's
+/// `CommonRouteSpec` plus `hostnames` and the kind's `rules`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HttpRouteSpec {
+#[serde(bound(deserialize = "Rule: Deserialize<'de>"))]
+pub struct RouteSpec<Rule> {
     /// Gateways (or ListenerSets) the route attaches to.
     #[serde(default, deserialize_with = "nullable")]
     pub parent_refs: Vec<ParentReference>,
-    /// Host names the route serves; empty means those of the listener.
+    /// Host names the route serves (HTTP `Host`, gRPC `:authority` or TLS SNI); empty means
+    /// those of the listener.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub hostnames: Vec<String>,
-    /// Rules; the CRD default is one rule matching PathPrefix `/`.
+    /// Rules.
     #[serde(default, deserialize_with = "nullable")]
-    pub rules: Vec<HttpRouteRule>,
+    pub rules: Vec<Rule>,
     /// Experimental: attach to default Gateways.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_default_gateways: Option<String>,
@@ -510,28 +521,6 @@ pub struct HttpRouteRetry {
     pub backoff: Option<String>,
 }
 
-/// `GRPCRoute.spec`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GrpcRouteSpec {
-    /// Gateways (or ListenerSets) the route attaches to.
-    #[serde(default, deserialize_with = "nullable")]
-    pub parent_refs: Vec<ParentReference>,
-    /// Host names (`:authority`) the route serves.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub hostnames: Vec<String>,
-    /// Rules.
-    #[serde(default, deserialize_with = "nullable")]
-    pub rules: Vec<GrpcRouteRule>,
-    /// Experimental: attach to default Gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_default_gateways: Option<String>,
-}
-
 /// `GRPCRoute.spec.rules[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -594,28 +583,6 @@ pub struct GrpcMethodMatch {
     /// Method (`SayHello`); absent matches any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-}
-
-/// `TLSRoute.spec`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TlsRouteSpec {
-    /// Gateways (or ListenerSets) the route attaches to.
-    #[serde(default, deserialize_with = "nullable")]
-    pub parent_refs: Vec<ParentReference>,
-    /// SNI host names the route serves (required in v1).
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub hostnames: Vec<String>,
-    /// Rules (exactly one in v1; v1alpha2 allowed several, whose backends are merged).
-    #[serde(default, deserialize_with = "nullable")]
-    pub rules: Vec<L4RouteRule>,
-    /// Experimental: attach to default Gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_default_gateways: Option<String>,
 }
 
 /// `TCPRoute.spec` and `UDPRoute.spec`.
