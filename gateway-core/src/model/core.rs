@@ -52,13 +52,20 @@ pub struct DecodeError {
 impl Secret {
     /// The decoded value of `key`: `stringData` first, then base64 `data`.
     pub fn get(&self, key: &str) -> Option<Result<Vec<u8>, DecodeError>> {
-        if let Some(text) = self.string_data.get(key) {
-            return Some(Ok(text.as_bytes().to_vec()));
-        }
-        self.data
-            .get(key)
-            .map(|encoded| decode_base64(key, encoded))
+        lookup(&self.string_data, &self.data, key)
     }
+}
+
+/// The value of `key`: from the plain-text map first, else decoded from the base64 map.
+fn lookup(
+    plain: &BTreeMap<String, String>,
+    base64: &BTreeMap<String, String>,
+    key: &str,
+) -> Option<Result<Vec<u8>, DecodeError>> {
+    if let Some(text) = plain.get(key) {
+        return Some(Ok(text.as_bytes().to_vec()));
+    }
+    base64.get(key).map(|encoded| decode_base64(key, encoded))
 }
 
 fn decode_base64(key: &str, encoded: &str) -> Result<Vec<u8>, DecodeError> {
@@ -107,12 +114,7 @@ pub struct ConfigMap {
 impl ConfigMap {
     /// The value of `key`: `data` first, then base64 `binaryData`.
     pub fn get(&self, key: &str) -> Option<Result<Vec<u8>, DecodeError>> {
-        if let Some(text) = self.data.get(key) {
-            return Some(Ok(text.as_bytes().to_vec()));
-        }
-        self.binary_data
-            .get(key)
-            .map(|encoded| decode_base64(key, encoded))
+        lookup(&self.data, &self.binary_data, key)
     }
 }
 
