@@ -247,11 +247,7 @@ fn build_http(listener: &Listener) -> HostTable<HttpBucket> {
     // Within one list the path rank ties, so the rest of the precedence key decides; sorting
     // once here lets `route` stop at the first candidate whose conditions hold.
     let key = |c: &Candidate| {
-        let m = routes
-            .get(c.route)
-            .and_then(|r| r.rules.get(c.rule))
-            .and_then(|u| u.matches.get(c.matched));
-        let (method, headers, query) = m.map_or((false, 0, 0), |m| {
+        let (method, headers, query) = http_match(listener, c).map_or((false, 0, 0), |m| {
             (m.method.is_some(), m.headers.len(), m.query_params.len())
         });
         (
