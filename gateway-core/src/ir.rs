@@ -214,8 +214,11 @@ impl RouteOrder {
 }
 
 /// An HTTPRoute attached to one listener.
+pub type HttpRoute = Route<HttpRule>;
+
+/// An HTTPRoute or GRPCRoute attached to one listener.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct HttpRoute {
+pub struct Route<Rule> {
     /// Which route.
     pub id: RouteId,
     /// Tie-break order across routes.
@@ -223,8 +226,8 @@ pub struct HttpRoute {
     /// Lower-case hostnames after intersection with the listener; empty means any host the
     /// listener accepts.
     pub hostnames: Vec<String>,
-    /// Rules in manifest order (dropped invalid rules leave gaps in `index`).
-    pub rules: Vec<HttpRule>,
+    /// Rules in manifest order (dropped invalid rules leave gaps in their `index`).
+    pub rules: Vec<Rule>,
 }
 
 /// One rule of an HTTPRoute.
@@ -538,17 +541,7 @@ pub struct Retry {
 }
 
 /// A GRPCRoute attached to one listener.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GrpcRoute {
-    /// Which route.
-    pub id: RouteId,
-    /// Tie-break order across routes.
-    pub order: RouteOrder,
-    /// Lower-case hostnames after intersection with the listener; empty means any.
-    pub hostnames: Vec<String>,
-    /// Rules in manifest order.
-    pub rules: Vec<GrpcRule>,
-}
+pub type GrpcRoute = Route<GrpcRule>;
 
 /// One rule of a GRPCRoute.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

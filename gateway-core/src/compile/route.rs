@@ -36,6 +36,31 @@ struct RouteView<'a> {
     template: Template,
 }
 
+impl<'a> RouteView<'a> {
+    /// Translates one route; `template` builds its Ir and records what went wrong.
+    fn new(
+        kind: ResourceKind,
+        meta: &'a ObjectMeta,
+        parent_refs: &'a [ParentReference],
+        hostnames: Option<&'a [String]>,
+        errors: Vec<FieldError>,
+        template: impl FnOnce(&ObjectKey, &mut Problems) -> Template,
+    ) -> Self {
+        let key = ObjectKey::of(kind, meta);
+        let mut problems = Problems::default();
+        let template = template(&key, &mut problems);
+        RouteView {
+            key,
+            meta,
+            parent_refs,
+            hostnames,
+            errors,
+            problems,
+            template,
+        }
+    }
+}
+
 pub(super) fn attach_routes(
     index: &Index<'_>,
     gateways: &mut [CompiledGateway],
@@ -43,67 +68,50 @@ pub(super) fn attach_routes(
 ) {
     let snapshot = index.snapshot;
     for route in &snapshot.http_routes {
-        let key = ObjectKey::of(ResourceKind::HttpRoute, &route.metadata);
-        let mut problems = Problems::default();
-        let rules = rules::http_rules(index, &key, &route.spec.rules, &mut problems);
-        attach(
-            index,
-            gateways,
-            status,
-            RouteView {
-                errors: validate::http_route(route),
-                key,
-                meta: &route.metadata,
-                parent_refs: &route.spec.parent_refs,
-                hostnames: Some(&route.spec.hostnames),
-                problems,
-                template: Template::Http(rules),
+        let view = RouteView::new(
+            ResourceKind::HttpRoute,
+            &route.metadata,
+            &route.spec.parent_refs,
+            Some(&route.spec.hostnames),
+            validate::http_route(route),
+            |key, problems| {
+                Template::Http(rules::http_rules(index, key, &route.spec.rules, problems))
             },
         );
+        attach(index, gateways, status, view);
     }
     for route in &snapshot.grpc_routes {
-        let key = ObjectKey::of(ResourceKind::GrpcRoute, &route.metadata);
-        let mut problems = Problems::default();
-        let rules = rules::grpc_rules(index, &key, &route.spec.rules, &mut problems);
-        attach(
-            index,
-            gateways,
-            status,
-            RouteView {
-                errors: validate::grpc_route(route),
-                key,
-                meta: &route.metadata,
-                parent_refs: &route.spec.parent_refs,
-                hostnames: Some(&route.spec.hostnames),
-                problems,
-                template: Template::Grpc(rules),
+        let view = RouteView::new(
+            ResourceKind::GrpcRoute,
+            &route.metadata,
+            &route.spec.parent_refs,
+            Some(&route.spec.hostnames),
+            validate::grpc_route(route),
+            |key, problems| {
+                Template::Grpc(rules::grpc_rules(index, key, &route.spec.rules, problems))
             },
         );
+        attach(index, gateways, status, view);
     }
     for route in &snapshot.tls_routes {
-        let key = ObjectKey::of(ResourceKind::TlsRoute, &route.metadata);
-        let mut problems = Problems::default();
-        let backends = rules::l4_backends(
-            index,
-            &key,
-            &route.spec.rules,
-            PortProtocol::Tcp,
-            &mut problems,
-        );
-        attach(
-            index,
-            gateways,
-            status,
-            RouteView {
-                errors: validate::tls_route(route),
-                key,
-                meta: &route.metadata,
-                parent_refs: &route.spec.parent_refs,
-                hostnames: Some(&route.spec.hostnames),
-                problems,
-                template: Template::Tls(backends),
+        let view = RouteView::new(
+            ResourceKind::TlsRoute,
+            &route.metadata,
+            &route.spec.parent_refs,
+            Some(&route.spec.hostnames),
+            validate::tls_route(route),
+            |key, problems| {
+                let rules = &route.spec.rules;
+                Template::Tls(rules::l4_backends(
+                    index,
+                    key,
+                    rules,
+                    PortProtocol::Tcp,
+                    problems,
+                ))
             },
         );
+        attach(index, gateways, status, view);
     }
     let l4 = snapshot
         .tcp_routes
@@ -116,24 +124,24 @@ pub(super) fn attach_routes(
                 .map(|r| (r, ResourceKind::UdpRoute, PortProtocol::Udp)),
         );
     for (route, kind, port_protocol) in l4 {
-        let key = ObjectKey::of(kind, &route.metadata);
-        let mut problems = Problems::default();
-        let backends =
-            rules::l4_backends(index, &key, &route.spec.rules, port_protocol, &mut problems);
-        attach(
-            index,
-            gateways,
-            status,
-            RouteView {
-                errors: validate::tcp_route(route),
-                key,
-                meta: &route.metadata,
-                parent_refs: &route.spec.parent_refs,
-                hostnames: None,
-                problems,
-                template: Template::L4(backends),
+        let view = RouteView::new(
+            kind,
+            &route.metadata,
+            &route.spec.parent_refs,
+            None,
+            validate::tcp_route(route),
+            |key, problems| {
+                let rules = &route.spec.rules;
+                Template::L4(rules::l4_backends(
+                    index,
+                    key,
+                    rules,
+                    port_protocol,
+                    problems,
+                ))
             },
         );
+        attach(index, gateways, status, view);
     }
     for policy in &snapshot.backend_tls_policies {
         status.diagnostics.push(Diagnostic {

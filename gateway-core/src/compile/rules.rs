@@ -1,5 +1,7 @@
 //! Route rules → Ir rules: matches, filters, backends, timeouts.
 
+use std::borrow::Cow;
+
 use super::backend::{self, PortProtocol, RefProblem};
 use super::index::Index;
 use crate::ir::{
@@ -7,8 +9,9 @@ use crate::ir::{
     Pattern, QueryParamMatch, Redirect, RuleAction, StringMatch, Timeouts, WeightedBackend,
 };
 use crate::model::{
-    FilterType, GrpcRouteRule, HttpBackendRef, HttpHeaderMatch, HttpPathModifier, HttpRouteFilter,
-    HttpRouteRule, L4RouteRule, ObjectKey, PathMatchType, PathModifierType, StringMatchType,
+    FilterType, GrpcRouteMatch, GrpcRouteRule, HttpBackendRef, HttpHeaderMatch, HttpPathModifier,
+    HttpRouteFilter, HttpRouteMatch, HttpRouteRule, L4RouteRule, ObjectKey, PathMatchType,
+    PathModifierType, StringMatchType,
 };
 use crate::validate;
 
@@ -187,15 +190,16 @@ fn string_match(type_: Option<&StringMatchType>, value: &str) -> Option<StringMa
 }
 
 /// Header conditions with lower-case names; only the first entry of a name counts (spec).
-/// `Err` names a header whose condition cannot be built.
-fn header_matches(headers: &[HttpHeaderMatch]) -> Result<Vec<HeaderMatch>, String> {
+/// `Err` says which header's condition (of the rule at `field`) cannot be built.
+fn header_matches(field: &str, headers: &[HttpHeaderMatch]) -> Result<Vec<HeaderMatch>, String> {
     let mut out: Vec<HeaderMatch> = Vec::new();
     for h in headers {
         let name = h.name.to_ascii_lowercase();
         if out.iter().any(|m| m.name == name) {
             continue;
         }
-        let value = string_match(h.type_.as_ref(), &h.value).ok_or_else(|| h.name.clone())?;
+        let value = string_match(h.type_.as_ref(), &h.value)
+            .ok_or_else(|| format!("{field}: header {:?} condition cannot be built", h.name))?;
         out.push(HeaderMatch { name, value });
     }
     Ok(out)
@@ -346,6 +350,86 @@ fn timeout(value: Option<&str>) -> Option<std::time::Duration> {
         .filter(|d| !d.is_zero())
 }
 
+/// The rules as the CRD defaults them: an absent list is one rule that matches everything.
+fn defaulted<R: Clone + Default>(rules: &[R]) -> Cow<'_, [R]> {
+    if rules.is_empty() {
+        Cow::Owned(vec![R::default()])
+    } else {
+        Cow::Borrowed(rules)
+    }
+}
+
+/// The matches of one rule: `build` gives `Ok(None)` for a match to skip and `Err` for a
+/// condition that cannot be built, which drops the whole rule (dropping only the condition
+/// would widen what the rule matches). `None` when the rule is dropped.
+fn rule_matches<M, T>(
+    matches: &[M],
+    build: impl Fn(&M) -> Result<Option<T>, String>,
+    catch_all: impl FnOnce() -> T,
+    problems: &mut Problems,
+) -> Option<Vec<T>> {
+    let mut out = Vec::new();
+    for m in matches {
+        match build(m) {
+            Ok(Some(built)) => out.push(built),
+            Ok(None) => {}
+            Err(message) => {
+                problems
+                    .unsupported
+                    .push(format!("{message}; the rule is not served"));
+                return None;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(catch_all());
+    }
+    Some(out)
+}
+
+/// One match of an HTTPRoute rule; `Ok(None)` for a path type that is not served.
+fn http_match(field: &str, m: &HttpRouteMatch) -> Result<Option<ir::HttpMatch>, String> {
+    let path = match &m.path {
+        None => PathMatch::Prefix("/".into()),
+        Some(p) => match p.match_type() {
+            PathMatchType::Exact => PathMatch::Exact(p.value().to_owned()),
+            PathMatchType::PathPrefix => PathMatch::Prefix(prefix_value(p.value())),
+            PathMatchType::RegularExpression => match Pattern::new(p.value()) {
+                Ok(pattern) => PathMatch::Regex(pattern),
+                Err(e) => {
+                    return Err(format!(
+                        "{field}: path regular expression cannot be built: {}",
+                        one_line(&e.to_string())
+                    ));
+                }
+            },
+            PathMatchType::Unknown(_) => return Ok(None),
+        },
+    };
+    let mut query_params: Vec<QueryParamMatch> = Vec::new();
+    for q in &m.query_params {
+        if query_params.iter().any(|existing| existing.name == q.name) {
+            continue;
+        }
+        let value = string_match(q.type_.as_ref(), &q.value).ok_or_else(|| {
+            format!(
+                "{field}: query parameter {:?} condition cannot be built",
+                q.name
+            )
+        })?;
+        query_params.push(QueryParamMatch {
+            name: q.name.clone(),
+            value,
+        });
+    }
+    Ok(Some(ir::HttpMatch {
+        path,
+        method: m.method.as_ref().map(|m| m.as_str().to_ascii_uppercase()),
+        headers: header_matches(field, &m.headers)?,
+        query_params,
+    }))
+}
+
 /// Translates the rules of an HTTPRoute.
 pub(super) fn http_rules(
     index: &Index<'_>,
@@ -353,87 +437,19 @@ pub(super) fn http_rules(
     rules: &[HttpRouteRule],
     problems: &mut Problems,
 ) -> Vec<ir::HttpRule> {
-    // The CRD defaults an absent rule list to one rule matching every path.
-    let default_rule = [HttpRouteRule::default()];
-    let rules = if rules.is_empty() {
-        &default_rule[..]
-    } else {
-        rules
-    };
     let mut out = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
+    for (i, rule) in defaulted(rules).iter().enumerate() {
         let field = format!("spec.rules[{i}]");
-        // A condition that cannot be built drops the whole rule: dropping only the condition
-        // would widen what the rule matches.
-        let mut broken: Option<String> = None;
-        let mut matches = Vec::new();
-        for m in &rule.matches {
-            let path = match &m.path {
-                None => PathMatch::Prefix("/".into()),
-                Some(p) => match p.match_type() {
-                    PathMatchType::Exact => PathMatch::Exact(p.value().to_owned()),
-                    PathMatchType::PathPrefix => PathMatch::Prefix(prefix_value(p.value())),
-                    PathMatchType::RegularExpression => match Pattern::new(p.value()) {
-                        Ok(pattern) => PathMatch::Regex(pattern),
-                        Err(e) => {
-                            broken.get_or_insert(format!(
-                                "{field}: path regular expression cannot be built: {}",
-                                one_line(&e.to_string())
-                            ));
-                            continue;
-                        }
-                    },
-                    PathMatchType::Unknown(_) => continue,
-                },
-            };
-            let mut query_params: Vec<QueryParamMatch> = Vec::new();
-            for q in &m.query_params {
-                if query_params.iter().any(|existing| existing.name == q.name) {
-                    continue;
-                }
-                match string_match(q.type_.as_ref(), &q.value) {
-                    Some(value) => query_params.push(QueryParamMatch {
-                        name: q.name.clone(),
-                        value,
-                    }),
-                    None => {
-                        broken.get_or_insert(format!(
-                            "{field}: query parameter {:?} condition cannot be built",
-                            q.name
-                        ));
-                    }
-                }
-            }
-            let headers = match header_matches(&m.headers) {
-                Ok(h) => h,
-                Err(name) => {
-                    broken.get_or_insert(format!(
-                        "{field}: header {name:?} condition cannot be built"
-                    ));
-                    continue;
-                }
-            };
-            matches.push(ir::HttpMatch {
-                path,
-                method: m.method.as_ref().map(|m| m.as_str().to_ascii_uppercase()),
-                headers,
-                query_params,
-            });
-        }
-        if let Some(message) = broken {
-            problems
-                .unsupported
-                .push(format!("{message}; the rule is not served"));
+        let catch_all = || ir::HttpMatch {
+            path: PathMatch::Prefix("/".into()),
+            method: None,
+            headers: Vec::new(),
+            query_params: Vec::new(),
+        };
+        let build = |m: &HttpRouteMatch| http_match(&field, m);
+        let Some(matches) = rule_matches(&rule.matches, build, catch_all, problems) else {
             continue;
-        }
-        if matches.is_empty() {
-            matches.push(ir::HttpMatch {
-                path: PathMatch::Prefix("/".into()),
-                method: None,
-                headers: Vec::new(),
-                query_params: Vec::new(),
-            });
-        }
+        };
         let (filters, action) = filters_and_action(
             index,
             route,
@@ -475,6 +491,29 @@ pub(super) fn http_rules(
     out
 }
 
+/// One match of a GRPCRoute rule.
+fn grpc_match(field: &str, m: &GrpcRouteMatch) -> Result<Option<ir::GrpcMatch>, String> {
+    let (service, method) = match &m.method {
+        None => (None, None),
+        Some(mm) => {
+            let t = mm.type_.as_ref();
+            let build = |value: &Option<String>| match value {
+                Some(s) => string_match(t, s).map(Some),
+                None => Some(None),
+            };
+            match (build(&mm.service), build(&mm.method)) {
+                (Some(service), Some(method)) => (service, method),
+                _ => return Err(format!("{field}: method condition cannot be built")),
+            }
+        }
+    };
+    Ok(Some(ir::GrpcMatch {
+        service,
+        method,
+        headers: header_matches(field, &m.headers)?,
+    }))
+}
+
 /// Translates the rules of a GRPCRoute. Backends speak HTTP/2 (h2c) whatever the Service says:
 /// gRPC needs it.
 pub(super) fn grpc_rules(
@@ -483,65 +522,18 @@ pub(super) fn grpc_rules(
     rules: &[GrpcRouteRule],
     problems: &mut Problems,
 ) -> Vec<ir::GrpcRule> {
-    let default_rule = [GrpcRouteRule::default()];
-    let rules = if rules.is_empty() {
-        &default_rule[..]
-    } else {
-        rules
-    };
     let mut out = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
+    for (i, rule) in defaulted(rules).iter().enumerate() {
         let field = format!("spec.rules[{i}]");
-        let mut broken: Option<String> = None;
-        let mut matches = Vec::new();
-        for m in &rule.matches {
-            let (service, method) = match &m.method {
-                None => (None, None),
-                Some(mm) => {
-                    let t = mm.type_.as_ref();
-                    let build = |value: &Option<String>| match value {
-                        Some(s) => string_match(t, s).map(Some),
-                        None => Some(None),
-                    };
-                    match (build(&mm.service), build(&mm.method)) {
-                        (Some(service), Some(method)) => (service, method),
-                        _ => {
-                            broken.get_or_insert(format!(
-                                "{field}: method condition cannot be built"
-                            ));
-                            continue;
-                        }
-                    }
-                }
-            };
-            let headers = match header_matches(&m.headers) {
-                Ok(h) => h,
-                Err(name) => {
-                    broken.get_or_insert(format!(
-                        "{field}: header {name:?} condition cannot be built"
-                    ));
-                    continue;
-                }
-            };
-            matches.push(ir::GrpcMatch {
-                service,
-                method,
-                headers,
-            });
-        }
-        if let Some(message) = broken {
-            problems
-                .unsupported
-                .push(format!("{message}; the rule is not served"));
+        let catch_all = || ir::GrpcMatch {
+            service: None,
+            method: None,
+            headers: Vec::new(),
+        };
+        let build = |m: &GrpcRouteMatch| grpc_match(&field, m);
+        let Some(matches) = rule_matches(&rule.matches, build, catch_all, problems) else {
             continue;
-        }
-        if matches.is_empty() {
-            matches.push(ir::GrpcMatch {
-                service: None,
-                method: None,
-                headers: Vec::new(),
-            });
-        }
+        };
         // GRPCRoute filters never redirect (validation rejects it), so `action` forwards or
         // answers.
         let (filters, action) = filters_and_action(

@@ -42,6 +42,17 @@ fn route(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
            "metadata": {"name": name, "namespace": ns, "generation": 7}, "spec": spec})
 }
 
+/// HTTPRoute `apps/r` on Gateway `infra/gw`, forwarding to Service `shared/svc` (which needs a
+/// ReferenceGrant).
+fn cross_namespace_route() -> serde_json::Value {
+    route(
+        "apps",
+        "r",
+        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
+               "rules": [{"backendRefs": [{"name": "svc", "namespace": "shared", "port": 80}]}]}),
+    )
+}
+
 fn grant(ns: &str, from_ns: &str) -> serde_json::Value {
     json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
            "metadata": {"name": "g", "namespace": ns},
@@ -67,17 +78,11 @@ fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
 
 #[test]
 fn removing_a_reference_grant_revokes_the_backend() {
-    let cross = route(
-        "apps",
-        "r",
-        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
-               "rules": [{"backendRefs": [{"name": "svc", "namespace": "shared", "port": 80}]}]}),
-    );
     let base = vec![
         class(),
         gateway(http_listener()),
         service("shared", "svc"),
-        cross,
+        cross_namespace_route(),
     ];
     let mut with_grant = base.clone();
     with_grant.push(grant("shared", "apps"));
@@ -105,17 +110,11 @@ fn removing_a_reference_grant_revokes_the_backend() {
 
 #[test]
 fn a_grant_for_another_namespace_does_not_apply() {
-    let cross = route(
-        "apps",
-        "r",
-        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
-               "rules": [{"backendRefs": [{"name": "svc", "namespace": "shared", "port": 80}]}]}),
-    );
     let docs = vec![
         class(),
         gateway(http_listener()),
         service("shared", "svc"),
-        cross,
+        cross_namespace_route(),
         grant("shared", "elsewhere"),
     ];
     let (_, status) = compile(&snapshot(&docs), &Options::default());

@@ -10,31 +10,26 @@ use super::meta::ObjectMeta;
 
 /// `Secret` (only TLS material is used).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Secret {
     /// `v1`.
-    #[serde(default)]
     pub api_version: String,
     /// `Secret`.
-    #[serde(default)]
     pub kind: String,
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Secret type, e.g. `kubernetes.io/tls`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     /// Base64-encoded values. Kept encoded so that one bad value only invalidates the
     /// listeners that use it, not the whole document.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub data: BTreeMap<String, String>,
     /// Plain-text values; they win over `data`, as in the API server.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
@@ -52,13 +47,20 @@ pub struct DecodeError {
 impl Secret {
     /// The decoded value of `key`: `stringData` first, then base64 `data`.
     pub fn get(&self, key: &str) -> Option<Result<Vec<u8>, DecodeError>> {
-        if let Some(text) = self.string_data.get(key) {
-            return Some(Ok(text.as_bytes().to_vec()));
-        }
-        self.data
-            .get(key)
-            .map(|encoded| decode_base64(key, encoded))
+        lookup(&self.string_data, &self.data, key)
     }
+}
+
+/// The value of `key`: from the plain-text map first, else decoded from the base64 map.
+fn lookup(
+    plain: &BTreeMap<String, String>,
+    base64: &BTreeMap<String, String>,
+    key: &str,
+) -> Option<Result<Vec<u8>, DecodeError>> {
+    if let Some(text) = plain.get(key) {
+        return Some(Ok(text.as_bytes().to_vec()));
+    }
+    base64.get(key).map(|encoded| decode_base64(key, encoded))
 }
 
 fn decode_base64(key: &str, encoded: &str) -> Result<Vec<u8>, DecodeError> {
@@ -77,27 +79,22 @@ fn decode_base64(key: &str, encoded: &str) -> Result<Vec<u8>, DecodeError> {
 
 /// `ConfigMap` (CA bundles for frontend validation and BackendTLSPolicy).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ConfigMap {
     /// `v1`.
-    #[serde(default)]
     pub api_version: String,
     /// `ConfigMap`.
-    #[serde(default)]
     pub kind: String,
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Text values.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub data: BTreeMap<String, String>,
     /// Base64-encoded binary values.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
@@ -107,87 +104,74 @@ pub struct ConfigMap {
 impl ConfigMap {
     /// The value of `key`: `data` first, then base64 `binaryData`.
     pub fn get(&self, key: &str) -> Option<Result<Vec<u8>, DecodeError>> {
-        if let Some(text) = self.data.get(key) {
-            return Some(Ok(text.as_bytes().to_vec()));
-        }
-        self.binary_data
-            .get(key)
-            .map(|encoded| decode_base64(key, encoded))
+        lookup(&self.data, &self.binary_data, key)
     }
 }
 
 /// `Namespace` (its labels drive `from: Selector`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Namespace {
     /// `v1`.
-    #[serde(default)]
     pub api_version: String,
     /// `Namespace`.
-    #[serde(default)]
     pub kind: String,
     /// Metadata (name and labels).
-    #[serde(default)]
     pub metadata: ObjectMeta,
 }
 
 /// `Service`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Service {
     /// `v1`.
-    #[serde(default)]
     pub api_version: String,
     /// `Service`.
-    #[serde(default)]
     pub kind: String,
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Ports and type.
-    #[serde(default)]
     pub spec: ServiceSpec,
 }
 
 /// `Service.spec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ServiceSpec {
     /// `ClusterIP` (default), `NodePort`, `LoadBalancer`, `ExternalName`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     /// Ports.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub ports: Vec<ServicePort>,
     /// Cluster IP (`None` for headless Services).
-    #[serde(rename = "clusterIP", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
     /// Pod selector (absent for Services with manual EndpointSlices).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub selector: Option<BTreeMap<String, String>>,
     /// Target of an `ExternalName` Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_name: Option<String>,
 }
 
 /// `Service.spec.ports[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ServicePort {
     /// Port name (required when there are several).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `TCP` (default), `UDP` or `SCTP`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// The Service port that backendRefs name.
-    #[serde(default)]
     pub port: i64,
     /// Port on the endpoints: a number or a container port name; default `port`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_port: Option<IntOrString>,
     /// Application protocol (`kubernetes.io/h2c`, `kubernetes.io/ws`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
 }
 
@@ -210,25 +194,21 @@ pub enum IntOrString {
 
 /// `EndpointSlice` (discovery.k8s.io/v1).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct EndpointSlice {
     /// `discovery.k8s.io/v1`.
-    #[serde(default)]
     pub api_version: String,
     /// `EndpointSlice`.
-    #[serde(default)]
     pub kind: String,
     /// Metadata; the label `kubernetes.io/service-name` names the Service.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
-    #[serde(default)]
     pub address_type: String,
     /// Endpoints.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub endpoints: Vec<Endpoint>,
     /// Ports; `None` means every port of the Service, an empty list means none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<EndpointPort>>,
 }
 
@@ -247,22 +227,22 @@ impl EndpointSlice {
 
 /// `EndpointSlice.endpoints[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Endpoint {
     /// Addresses (one for IP address types).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub addresses: Vec<String>,
     /// Readiness.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conditions: Option<EndpointConditions>,
     /// Host name of the endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Node hosting the endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     /// Zone of the endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
 }
 
@@ -279,32 +259,33 @@ impl Endpoint {
 
 /// `EndpointSlice.endpoints[].conditions`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EndpointConditions {
     /// Ready to receive traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
     /// Serving (may be true while terminating).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub serving: Option<bool>,
     /// Shutting down.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub terminating: Option<bool>,
 }
 
 /// `EndpointSlice.ports[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct EndpointPort {
     /// Name; equals the Service port's name (`""` for an unnamed port).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `TCP` (default), `UDP`, `SCTP`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// Port number on the endpoints.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
     /// Application protocol.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
 }

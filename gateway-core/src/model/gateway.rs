@@ -19,40 +19,35 @@ pub type ListenerSet = Object<ListenerSetSpec, ListenerSetStatus>;
 
 /// `GatewayClass.spec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayClassSpec {
     /// The controller that manages Gateways of this class.
-    #[serde(default)]
     pub controller_name: String,
     /// Implementation-specific parameters (none are supported: a set ref is reported invalid).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters_ref: Option<ParametersReference>,
     /// Free-form description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
 /// `GatewayClass.status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayClassStatus {
     /// Accepted (and SupportedVersion in the experimental channel).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
     /// Features the implementation supports, sorted by name.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub supported_features: Vec<SupportedFeature>,
 }
 
 /// One entry of `GatewayClass.status.supportedFeatures`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SupportedFeature {
     /// Feature name as in the conformance suite.
-    #[serde(default)]
     pub name: String,
 }
 
@@ -104,202 +99,181 @@ string_enum! {
 
 /// `Gateway.spec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewaySpec {
     /// Name of the GatewayClass.
-    #[serde(default)]
     pub gateway_class_name: String,
     /// Listeners (1–64).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub listeners: Vec<Listener>,
     /// Requested addresses (Extended).
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<GatewaySpecAddress>,
     /// Infrastructure labels, annotations and parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<GatewayInfrastructure>,
     /// Which ListenerSets may attach (default: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_listeners: Option<AllowedListeners>,
     /// Gateway-wide TLS: frontend client validation, backend client certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<GatewayTlsConfig>,
     /// Experimental default-Gateway scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_scope: Option<String>,
 }
 
 /// One entry of `Gateway.spec.addresses`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewaySpecAddress {
     /// `IPAddress` (default), `Hostname`, `NamedAddress` or a domain-prefixed type.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     /// The address; may be empty to let the implementation choose.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
 /// `Gateway.spec.infrastructure`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayInfrastructure {
     /// Labels for generated resources.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub labels: BTreeMap<String, String>,
     /// Annotations for generated resources.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub annotations: BTreeMap<String, String>,
     /// Implementation-specific parameters (none are supported).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters_ref: Option<ParametersReference>,
 }
 
 /// `Gateway.spec.allowedListeners`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct AllowedListeners {
     /// Namespaces whose ListenerSets may attach.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespacesFrom>,
 }
 
 /// `{from, selector}` used by `allowedRoutes.namespaces` and `allowedListeners.namespaces`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct NamespacesFrom {
     /// Which namespaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<FromNamespaces>,
     /// Label selector for `from: Selector`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }
 
 /// `Gateway.spec.tls`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayTlsConfig {
     /// TLS towards backends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<GatewayBackendTls>,
     /// Client-certificate validation of downstream connections.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub frontend: Option<FrontendTlsConfig>,
 }
 
 /// `Gateway.spec.tls.backend`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayBackendTls {
     /// Client certificate the gateway presents to TLS backends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate_ref: Option<SecretObjectReference>,
 }
 
 /// `Gateway.spec.tls.frontend`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct FrontendTlsConfig {
     /// Validation applied to every HTTPS/TLS-terminate port without a per-port entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<TlsConfig>,
     /// Per-port overrides.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub per_port: Vec<TlsPortConfig>,
 }
 
 /// A frontend TLS configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct TlsConfig {
     /// Client certificate validation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<FrontendTlsValidation>,
 }
 
 /// `validation` of a frontend TLS configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct FrontendTlsValidation {
     /// CA bundles (ConfigMap key `ca.crt`) that client certificates must chain to.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub ca_certificate_refs: Vec<ObjectReference>,
     /// `AllowValidOnly` (default) or `AllowInsecureFallback`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
 }
 
 /// `perPort` entry of the frontend TLS configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct TlsPortConfig {
     /// The port this configuration applies to.
-    #[serde(default)]
     pub port: i64,
     /// The configuration.
-    #[serde(default)]
     pub tls: TlsConfig,
 }
 
 /// A listener of a Gateway or ListenerSet.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Listener {
     /// Unique name within the Gateway (the Routes' `sectionName`).
-    #[serde(default)]
     pub name: String,
     /// Host name the listener serves: exact or `*.` wildcard; absent means any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Port number (1–65535).
-    #[serde(default)]
     pub port: i64,
     /// Protocol.
-    #[serde(default)]
     pub protocol: ProtocolType,
     /// TLS settings (HTTPS and TLS listeners).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTlsConfig>,
     /// Which Routes may attach (default: same namespace, kinds by protocol).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_routes: Option<AllowedRoutes>,
 }
 
 /// `listeners[].tls`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ListenerTlsConfig {
     /// `Terminate` (default) or `Passthrough`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<TlsModeType>,
     /// Certificates, chosen by SNI among listeners sharing a port.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub certificate_refs: Vec<SecretObjectReference>,
     /// Implementation-specific options (domain-prefixed keys).
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
@@ -315,29 +289,24 @@ impl ListenerTlsConfig {
 
 /// `listeners[].allowedRoutes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct AllowedRoutes {
     /// Namespaces Routes may come from (default `Same`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespacesFrom>,
     /// Route kinds; empty means the kinds the protocol supports.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<RouteGroupKind>,
 }
 
 /// A Route kind with its group.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteGroupKind {
     /// Group; default `gateway.networking.k8s.io`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind (`HTTPRoute`, `GRPCRoute`, …).
-    #[serde(default)]
     pub kind: String,
 }
 
@@ -350,72 +319,68 @@ impl RouteGroupKind {
 
 /// `Gateway.status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayStatus {
     /// Addresses the Gateway is reachable at.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub addresses: Vec<GatewayStatusAddress>,
     /// Accepted, Programmed (and ResolvedRefs for Gateway-level TLS refs).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
     /// One entry per listener.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub listeners: Vec<ListenerStatus>,
     /// Number of accepted ListenerSets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_listener_sets: Option<i64>,
 }
 
 /// An entry of `Gateway.status.addresses`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayStatusAddress {
     /// Address type (`IPAddress`, `Hostname`).
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     /// The address.
-    #[serde(default)]
     pub value: String,
 }
 
 /// An entry of `status.listeners`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ListenerStatus {
     /// Listener name.
-    #[serde(default)]
     pub name: String,
     /// Valid Route kinds this listener accepts (only valid ones; may be empty).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub supported_kinds: Vec<RouteGroupKind>,
     /// Number of Routes Accepted on this listener.
-    #[serde(default)]
     pub attached_routes: i64,
     /// Accepted, Programmed, ResolvedRefs, Conflicted.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
 }
 
 /// `ListenerSet.spec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ListenerSetSpec {
     /// The Gateway this set attaches to.
-    #[serde(default)]
     pub parent_ref: ParentReference,
     /// Listeners (1–64), same shape as Gateway listeners.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub listeners: Vec<Listener>,
 }
 
 /// `ListenerSet.status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ListenerSetStatus {
     /// Accepted, Programmed.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
     /// One entry per listener.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub listeners: Vec<ListenerStatus>,
 }

@@ -11,40 +11,37 @@ pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// `metadata` of a Kubernetes object: the fields the gateway reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// Object name.
-    #[serde(default)]
     pub name: String,
     /// Namespace; `None` for cluster-scoped kinds and for manifests that leave it to the
     /// adapter's default namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Labels (namespace labels drive `allowedRoutes.namespaces.from: Selector`).
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub labels: BTreeMap<String, String>,
     /// Annotations.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub annotations: BTreeMap<String, String>,
     /// Spec generation, echoed as `observedGeneration` in conditions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
     /// RFC 3339 creation time; the oldest route wins precedence ties.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
     /// Opaque version used by the Kubernetes adapter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
     /// Unique id assigned by the API server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
 }
 
@@ -124,25 +121,24 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 
 /// A reference from a Route to its parent (`spec.parentRefs[]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ParentReference {
     /// Group of the parent; default `gateway.networking.k8s.io`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind of the parent; default `Gateway`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Namespace of the parent; default the Route's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Name of the parent.
-    #[serde(default)]
     pub name: String,
     /// Listener name to attach to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
     /// Listener port to attach to (Extended).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
 }
 
@@ -159,25 +155,24 @@ impl ParentReference {
 
 /// A reference to a backend (`backendRefs[]`, `requestMirror.backendRef`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct BackendRef {
     /// Group; default `""` (core).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind; default `Service`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Name of the referent.
-    #[serde(default)]
     pub name: String,
     /// Namespace; default the Route's namespace (another one needs a ReferenceGrant).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Port of the Service (required for Services).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
     /// Share of traffic; default 1, 0 means no traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<i64>,
 }
 
@@ -198,19 +193,18 @@ impl BackendRef {
 
 /// A reference to a Secret (listener `certificateRefs`, backend client certificate).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct SecretObjectReference {
     /// Group; default `""`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind; default `Secret`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Name of the referent.
-    #[serde(default)]
     pub name: String,
     /// Namespace; default the referencing object's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
@@ -227,91 +221,71 @@ impl SecretObjectReference {
 
 /// A reference to an object by group, kind, name and optional namespace (CA certificate refs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ObjectReference {
     /// Group of the referent (`""` is core).
-    #[serde(default)]
     pub group: String,
     /// Kind of the referent.
-    #[serde(default)]
     pub kind: String,
     /// Name of the referent.
-    #[serde(default)]
     pub name: String,
     /// Namespace; default the referencing object's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
 /// A reference to an object in the same namespace (filters' `extensionRef`, policy CA refs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct LocalObjectReference {
     /// Group of the referent.
-    #[serde(default)]
     pub group: String,
     /// Kind of the referent.
-    #[serde(default)]
     pub kind: String,
     /// Name of the referent.
-    #[serde(default)]
     pub name: String,
 }
 
 /// `parametersRef` of a GatewayClass or Gateway infrastructure.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ParametersReference {
     /// Group of the referent.
-    #[serde(default)]
     pub group: String,
     /// Kind of the referent.
-    #[serde(default)]
     pub kind: String,
     /// Name of the referent.
-    #[serde(default)]
     pub name: String,
     /// Namespace, for namespaced referents.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
 /// A Kubernetes label selector.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be present with these values.
     #[serde(
-        default,
         deserialize_with = "nullable",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub match_labels: BTreeMap<String, String>,
     /// Set-based requirements.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
 /// One set-based requirement of a [`LabelSelector`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct LabelSelectorRequirement {
     /// Label key.
-    #[serde(default)]
     pub key: String,
     /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
-    #[serde(default)]
     pub operator: String,
     /// Values for `In` and `NotIn`.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
 }
 
@@ -337,25 +311,22 @@ impl LabelSelector {
 
 /// A status condition, as Kubernetes writes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Condition {
     /// Condition type (`Accepted`, `Programmed`, `ResolvedRefs`, …).
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.
-    #[serde(default)]
     pub status: String,
     /// Upstream reason name.
-    #[serde(default)]
     pub reason: String,
     /// Human-readable detail.
-    #[serde(default)]
     pub message: String,
     /// `metadata.generation` the condition was computed from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Set by status writers; compile has no clock and leaves it empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
 }
 
@@ -386,25 +357,23 @@ impl Condition {
 
 /// `status.parents[]` of a Route: one entry per parent, per controller.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteParentStatus {
     /// The parentRef this entry is about, with group and kind written explicitly.
-    #[serde(default)]
     pub parent_ref: ParentReference,
     /// The controller that wrote the entry.
-    #[serde(default)]
     pub controller_name: String,
     /// Accepted, ResolvedRefs, PartiallyInvalid.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
 }
 
 /// `status` of every Route kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteStatus {
     /// One entry per (parent, controller).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub parents: Vec<RouteParentStatus>,
 }
 

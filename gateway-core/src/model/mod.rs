@@ -7,6 +7,11 @@
 //! fields keep unknown values ([`ProtocolType::Unknown`], …) so that compile can report them
 //! with the upstream reason instead of failing to parse.
 //!
+//! Every field is optional when reading: each struct carries `#[serde(default)]` (its `Default`
+//! is derived, so a missing field is that field's default), and lists and maps also read
+//! `null` as empty. What a kind requires is checked by [`validate`](crate::validate), which
+//! names the missing field instead of failing the whole document.
+//!
 //! ```
 //! use gateway_core::model::{Resource, ResourceKind};
 //!

@@ -16,91 +16,78 @@ pub type TcpRoute = Object<L4RouteSpec, RouteStatus>;
 /// `UDPRoute` (v1 and v1alpha2).
 pub type UdpRoute = Object<L4RouteSpec, RouteStatus>;
 
-/// `HTTPRoute.spec`.
+/// `HTTPRoute.spec`; the CRD defaults absent `rules` to one rule matching PathPrefix `/`.
+pub type HttpRouteSpec = RouteSpec<HttpRouteRule>;
+/// `GRPCRoute.spec`.
+pub type GrpcRouteSpec = RouteSpec<GrpcRouteRule>;
+/// `TLSRoute.spec`: hostnames are required in v1, which allows exactly one rule (v1alpha2
+/// allowed several, whose backends are merged).
+pub type TlsRouteSpec = RouteSpec<L4RouteRule>;
+
+/// The `spec` of the Route kinds with hostnames (HTTPRoute, GRPCRoute, TLSRoute): upstream's
+/// `CommonRouteSpec` plus `hostnames` and the kind's `rules`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpRouteSpec {
+#[serde(default, rename_all = "camelCase")]
+#[serde(bound(deserialize = "Rule: Deserialize<'de> + Default"))]
+pub struct RouteSpec<Rule> {
     /// Gateways (or ListenerSets) the route attaches to.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub parent_refs: Vec<ParentReference>,
-    /// Host names the route serves; empty means those of the listener.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    /// Host names the route serves (HTTP `Host`, gRPC `:authority` or TLS SNI); empty means
+    /// those of the listener.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
-    /// Rules; the CRD default is one rule matching PathPrefix `/`.
-    #[serde(default, deserialize_with = "nullable")]
-    pub rules: Vec<HttpRouteRule>,
+    /// Rules.
+    #[serde(deserialize_with = "nullable")]
+    pub rules: Vec<Rule>,
     /// Experimental: attach to default Gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub use_default_gateways: Option<String>,
 }
 
 /// `HTTPRoute.spec.rules[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteRule {
     /// Optional rule name (Extended).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Matches, ORed; empty means PathPrefix `/`.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<HttpRouteMatch>,
     /// Filters applied to every request of the rule.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<HttpRouteFilter>,
     /// Weighted backends.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<HttpBackendRef>,
     /// Request and backend-request timeouts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<HttpRouteTimeouts>,
     /// Retry policy (experimental channel).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<HttpRouteRetry>,
     /// Session persistence (experimental channel; its shape changed after v1.6.1, so it is kept
     /// as raw JSON until it is served).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_persistence: Option<serde_json::Value>,
 }
 
 /// `HTTPRoute.spec.rules[].matches[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteMatch {
     /// Path match; the CRD default is PathPrefix `/`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<HttpPathMatch>,
     /// Header matches, ANDed.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HttpHeaderMatch>,
     /// Query parameter matches, ANDed.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub query_params: Vec<HttpQueryParamMatch>,
     /// Method match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<HttpMethod>,
 }
 
@@ -152,13 +139,13 @@ string_enum! {
 
 /// `matches[].path`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpPathMatch {
     /// Match type; default `PathPrefix`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<PathMatchType>,
     /// Value; default `/`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
@@ -175,31 +162,27 @@ impl HttpPathMatch {
 
 /// `matches[].headers[]` (also used by GRPCRoute).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpHeaderMatch {
     /// Match type; default `Exact`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<StringMatchType>,
     /// Header name, case-insensitive.
-    #[serde(default)]
     pub name: String,
     /// Value to match.
-    #[serde(default)]
     pub value: String,
 }
 
 /// `matches[].queryParams[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpQueryParamMatch {
     /// Match type; default `Exact`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<StringMatchType>,
     /// Parameter name, case-sensitive.
-    #[serde(default)]
     pub name: String,
     /// Value to match.
-    #[serde(default)]
     pub value: String,
 }
 
@@ -233,97 +216,84 @@ impl Default for FilterType {
 
 /// A filter of an HTTPRoute or GRPCRoute rule or backendRef.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteFilter {
     /// Which filter; the field of the same name carries its settings.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub type_: FilterType,
     /// Settings of `RequestHeaderModifier`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_header_modifier: Option<HeaderModifier>,
     /// Settings of `ResponseHeaderModifier`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_header_modifier: Option<HeaderModifier>,
     /// Settings of `RequestMirror`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_mirror: Option<RequestMirror>,
     /// Settings of `RequestRedirect`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_redirect: Option<RequestRedirect>,
     /// Settings of `URLRewrite`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url_rewrite: Option<UrlRewrite>,
     /// Settings of `ExtensionRef`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extension_ref: Option<LocalObjectReference>,
     /// Settings of `CORS`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
     /// Settings of `ExternalAuth` (not served; kept raw).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_auth: Option<serde_json::Value>,
 }
 
 /// A header name and value.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HttpHeader {
     /// Header name, case-insensitive.
-    #[serde(default)]
     pub name: String,
     /// Header value.
-    #[serde(default)]
     pub value: String,
 }
 
 /// Settings of the header modifier filters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HeaderModifier {
     /// Replace (or add) these headers.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<HttpHeader>,
     /// Append these values (comma-joined with existing ones).
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<HttpHeader>,
     /// Remove these headers.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
 }
 
 /// Settings of `RequestMirror`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RequestMirror {
     /// Where copies go.
-    #[serde(default)]
     pub backend_ref: BackendRef,
     /// Percentage of requests mirrored (0–100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<i64>,
     /// Fraction of requests mirrored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fraction: Option<Fraction>,
 }
 
 /// A fraction `numerator / denominator` (denominator default 100).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Fraction {
     /// Numerator.
-    #[serde(default)]
     pub numerator: i64,
     /// Denominator; default 100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub denominator: Option<i64>,
 }
 
@@ -345,89 +315,73 @@ impl Default for PathModifierType {
 
 /// `path` of a redirect or rewrite.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpPathModifier {
     /// Which replacement.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub type_: PathModifierType,
     /// New path for `ReplaceFullPath`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replace_full_path: Option<String>,
     /// New prefix for `ReplacePrefixMatch`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replace_prefix_match: Option<String>,
 }
 
 /// Settings of `RequestRedirect`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RequestRedirect {
     /// `http` or `https`; default the request's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     /// Host name; default the request's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Path modification.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<HttpPathModifier>,
     /// Port; default derived from the scheme or the listener.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
     /// 301, 302 (default), 303, 307 or 308.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<i64>,
 }
 
 /// Settings of `URLRewrite`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct UrlRewrite {
     /// Host sent to the backend.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Path modification.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<HttpPathModifier>,
 }
 
 /// Settings of `CORS`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Cors {
     /// Allowed origins (`*`, exact, or with a wildcard host).
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub allow_origins: Vec<String>,
     /// Whether credentials are allowed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_credentials: Option<bool>,
     /// Allowed methods.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub allow_methods: Vec<String>,
     /// Allowed request headers.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub allow_headers: Vec<String>,
     /// Response headers exposed to scripts.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub expose_headers: Vec<String>,
     /// Preflight cache lifetime in seconds; default 5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<i64>,
 }
 
@@ -436,32 +390,27 @@ pub struct Cors {
 /// The fields of [`BackendRef`] are repeated rather than flattened: serde's `flatten` buffers
 /// the object, and parsers then lose the position of a bad field.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpBackendRef {
     /// Group; default `""` (core).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind; default `Service`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Name of the referent.
-    #[serde(default)]
     pub name: String,
     /// Namespace; default the Route's namespace (another one needs a ReferenceGrant).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Port of the Service (required for Services).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
     /// Share of traffic; default 1, 0 means no traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<i64>,
     /// Filters applied only to requests sent to this backend.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<HttpRouteFilter>,
 }
 
@@ -481,166 +430,102 @@ impl HttpBackendRef {
 
 /// `timeouts` of an HTTPRoute rule (Gateway API durations such as `10s`, `500ms`, `1h30m`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteTimeouts {
     /// Whole client transaction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
     /// One attempt to a backend.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_request: Option<String>,
 }
 
 /// `retry` of an HTTPRoute rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteRetry {
     /// Status codes that are retried.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<i64>,
     /// Maximum number of retries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i64>,
     /// Minimum wait between attempts (a Gateway API duration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backoff: Option<String>,
-}
-
-/// `GRPCRoute.spec`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GrpcRouteSpec {
-    /// Gateways (or ListenerSets) the route attaches to.
-    #[serde(default, deserialize_with = "nullable")]
-    pub parent_refs: Vec<ParentReference>,
-    /// Host names (`:authority`) the route serves.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub hostnames: Vec<String>,
-    /// Rules.
-    #[serde(default, deserialize_with = "nullable")]
-    pub rules: Vec<GrpcRouteRule>,
-    /// Experimental: attach to default Gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_default_gateways: Option<String>,
 }
 
 /// `GRPCRoute.spec.rules[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GrpcRouteRule {
     /// Optional rule name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Matches, ORed; empty matches every gRPC request.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<GrpcRouteMatch>,
     /// Filters (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, ExtensionRef).
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<HttpRouteFilter>,
     /// Weighted backends.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<HttpBackendRef>,
     /// Session persistence (experimental; kept raw).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_persistence: Option<serde_json::Value>,
 }
 
 /// `GRPCRoute.spec.rules[].matches[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GrpcRouteMatch {
     /// Service/method match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<GrpcMethodMatch>,
     /// Header matches, ANDed.
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HttpHeaderMatch>,
 }
 
 /// `matches[].method` of a GRPCRoute.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GrpcMethodMatch {
     /// Match type; default `Exact`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<StringMatchType>,
     /// Fully qualified service (`helloworld.Greeter`); absent matches any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     /// Method (`SayHello`); absent matches any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-}
-
-/// `TLSRoute.spec`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TlsRouteSpec {
-    /// Gateways (or ListenerSets) the route attaches to.
-    #[serde(default, deserialize_with = "nullable")]
-    pub parent_refs: Vec<ParentReference>,
-    /// SNI host names the route serves (required in v1).
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub hostnames: Vec<String>,
-    /// Rules (exactly one in v1; v1alpha2 allowed several, whose backends are merged).
-    #[serde(default, deserialize_with = "nullable")]
-    pub rules: Vec<L4RouteRule>,
-    /// Experimental: attach to default Gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_default_gateways: Option<String>,
 }
 
 /// `TCPRoute.spec` and `UDPRoute.spec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct L4RouteSpec {
     /// Gateways (or ListenerSets) the route attaches to.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub parent_refs: Vec<ParentReference>,
     /// Rules (exactly one in v1).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub rules: Vec<L4RouteRule>,
     /// Experimental: attach to default Gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub use_default_gateways: Option<String>,
 }
 
 /// A rule of a TLSRoute, TCPRoute or UDPRoute.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct L4RouteRule {
     /// Optional rule name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Weighted backends (1–16).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable")]
     pub backend_refs: Vec<BackendRef>,
 }

@@ -6,7 +6,7 @@ use crate::ir::{GrpcMatch, Listener, StringMatch};
 
 use super::FastMap;
 use super::host::HostTable;
-use super::http::{Candidate, header_holds, route_hosts, route_ranks};
+use super::http::{Candidate, candidates, header_holds, route_hosts, route_ranks};
 
 /// The GRPCRoutes of one listener that share one hostname (or the catch-all), split by which
 /// of service and method are exact, so that exact names are found by hashing.
@@ -44,31 +44,24 @@ pub(super) fn build(listener: &Listener) -> HostTable<GrpcBucket> {
     let ranks = route_ranks(routes.iter().map(|r| &r.order));
     let mut table: HostTable<GrpcBucket> = HostTable::new();
     for (r, route) in routes.iter().enumerate() {
+        let rules = route.rules.iter().map(|u| u.matches.as_slice());
         for host in route_hosts(&route.hostnames) {
             let bucket = table.get_or_insert_with(host, GrpcBucket::default);
-            for (u, rule) in route.rules.iter().enumerate() {
-                for (m, matched) in rule.matches.iter().enumerate() {
-                    let candidate = Candidate {
-                        route: r,
-                        rule: u,
-                        matched: m,
-                        rank: ranks.get(r).copied().unwrap_or(usize::MAX),
-                    };
-                    let service = exact(matched.service.as_ref());
-                    let method = exact(matched.method.as_ref());
-                    let list = match (service, method) {
-                        (Some(s), Some(m)) => bucket
-                            .both
-                            .entry(s.into())
-                            .or_default()
-                            .entry(m.into())
-                            .or_default(),
-                        (Some(s), None) => bucket.service.entry(s.into()).or_default(),
-                        (None, Some(m)) => bucket.method.entry(m.into()).or_default(),
-                        (None, None) => &mut bucket.rest,
-                    };
-                    list.push(candidate);
-                }
+            for (candidate, matched) in candidates(r, &ranks, rules.clone()) {
+                let service = exact(matched.service.as_ref());
+                let method = exact(matched.method.as_ref());
+                let list = match (service, method) {
+                    (Some(s), Some(m)) => bucket
+                        .both
+                        .entry(s.into())
+                        .or_default()
+                        .entry(m.into())
+                        .or_default(),
+                    (Some(s), None) => bucket.service.entry(s.into()).or_default(),
+                    (None, Some(m)) => bucket.method.entry(m.into()).or_default(),
+                    (None, None) => &mut bucket.rest,
+                };
+                list.push(candidate);
             }
         }
     }

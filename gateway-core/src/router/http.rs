@@ -88,6 +88,26 @@ pub(super) fn route_ranks<'a>(
     ranks
 }
 
+/// Every match of route `route`'s rules (`rules`: each rule's matches), with its candidate.
+pub(super) fn candidates<'m, M: 'm>(
+    route: usize,
+    ranks: &[usize],
+    rules: impl Iterator<Item = &'m [M]>,
+) -> impl Iterator<Item = (Candidate, &'m M)> {
+    let rank = ranks.get(route).copied().unwrap_or(usize::MAX);
+    rules.enumerate().flat_map(move |(rule, matches)| {
+        matches.iter().enumerate().map(move |(matched, m)| {
+            let candidate = Candidate {
+                route,
+                rule,
+                matched,
+                rank,
+            };
+            (candidate, m)
+        })
+    })
+}
+
 /// Route hostnames without duplicates, `None` standing for "any host".
 pub(super) fn route_hosts(hostnames: &[String]) -> Vec<Option<&str>> {
     if hostnames.is_empty() {
@@ -204,29 +224,22 @@ fn build_http(listener: &Listener) -> HostTable<HttpBucket> {
     let ranks = route_ranks(routes.iter().map(|r| &r.order));
     let mut table: HostTable<HttpBucket> = HostTable::new();
     for (r, route) in routes.iter().enumerate() {
+        let rules = route.rules.iter().map(|u| u.matches.as_slice());
         for host in route_hosts(&route.hostnames) {
             let bucket = table.get_or_insert_with(host, HttpBucket::default);
-            for (u, rule) in route.rules.iter().enumerate() {
-                for (m, matched) in rule.matches.iter().enumerate() {
-                    let candidate = Candidate {
-                        route: r,
-                        rule: u,
-                        matched: m,
-                        rank: ranks.get(r).copied().unwrap_or(usize::MAX),
-                    };
-                    match &matched.path {
-                        PathMatch::Exact(path) => bucket
-                            .exact
-                            .entry(path.as_str().into())
-                            .or_default()
-                            .push(candidate),
-                        PathMatch::Prefix(prefix) => bucket
-                            .prefix
-                            .entry(stored_prefix(prefix).into())
-                            .or_default()
-                            .push(candidate),
-                        PathMatch::Regex(_) => bucket.regex.push(candidate),
-                    }
+            for (candidate, matched) in candidates(r, &ranks, rules.clone()) {
+                match &matched.path {
+                    PathMatch::Exact(path) => bucket
+                        .exact
+                        .entry(path.as_str().into())
+                        .or_default()
+                        .push(candidate),
+                    PathMatch::Prefix(prefix) => bucket
+                        .prefix
+                        .entry(stored_prefix(prefix).into())
+                        .or_default()
+                        .push(candidate),
+                    PathMatch::Regex(_) => bucket.regex.push(candidate),
                 }
             }
         }
@@ -234,11 +247,7 @@ fn build_http(listener: &Listener) -> HostTable<HttpBucket> {
     // Within one list the path rank ties, so the rest of the precedence key decides; sorting
     // once here lets `route` stop at the first candidate whose conditions hold.
     let key = |c: &Candidate| {
-        let m = routes
-            .get(c.route)
-            .and_then(|r| r.rules.get(c.rule))
-            .and_then(|u| u.matches.get(c.matched));
-        let (method, headers, query) = m.map_or((false, 0, 0), |m| {
+        let (method, headers, query) = http_match(listener, c).map_or((false, 0, 0), |m| {
             (m.method.is_some(), m.headers.len(), m.query_params.len())
         });
         (

@@ -185,6 +185,11 @@ fn one_listener(routes: Vec<HttpRoute>) -> HttpRouter {
     HttpRouter::new(&[listener("l", None, routes)])
 }
 
+/// A router with one route, `ns/r` for any host, whose rules hold the given matches.
+fn one_route(rules: Vec<Vec<HttpMatch>>) -> HttpRouter {
+    one_listener(vec![route("ns", "r", Some(0), &[], rules)])
+}
+
 // ---------------------------------------------------------------------------------------------
 // normalize_path
 
@@ -337,13 +342,10 @@ fn exact_beats_prefix() {
 
 #[test]
 fn longer_prefix_beats_method() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![vec![prefix("/path5")], vec![prefix("/").method("PATCH")]],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/path5")],
+        vec![prefix("/").method("PATCH")],
+    ]);
     assert_eq!(
         rr(&router, get("h", "/path5").method("PATCH")),
         some("r", 0)
@@ -356,17 +358,11 @@ fn longer_prefix_beats_method() {
 
 #[test]
 fn method_beats_headers_and_two_headers_beat_one() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![
-            vec![prefix("/").header("version", "four")],
-            vec![prefix("/").method("PATCH")],
-            vec![prefix("/").header("version", "four").header("color", "red")],
-        ],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/").header("version", "four")],
+        vec![prefix("/").method("PATCH")],
+        vec![prefix("/").header("version", "four").header("color", "red")],
+    ]);
     let req = || get("h", "/").header("Version", "four");
     assert_eq!(rr(&router, req().method("PATCH")), some("r", 1));
     assert_eq!(rr(&router, req()), some("r", 0));
@@ -376,17 +372,11 @@ fn method_beats_headers_and_two_headers_beat_one() {
 
 #[test]
 fn headers_beat_query_and_prefix_beats_query() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![
-            vec![prefix("/").query("animal", "hydra")],
-            vec![prefix("/").header("version", "four")],
-            vec![prefix("/path5")],
-        ],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/").query("animal", "hydra")],
+        vec![prefix("/").header("version", "four")],
+        vec![prefix("/path5")],
+    ]);
     let req = get("h", "/x")
         .header("version", "four")
         .query("animal=hydra");
@@ -403,16 +393,10 @@ fn headers_beat_query_and_prefix_beats_query() {
 
 #[test]
 fn query_params_first_occurrence_raw_and_case_sensitive() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![
-            vec![prefix("/").query("animal", "whale")],
-            vec![prefix("/").query("ANIMAL", "Whale")],
-        ],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/").query("animal", "whale")],
+        vec![prefix("/").query("ANIMAL", "Whale")],
+    ]);
     assert_eq!(
         rr(&router, get("h", "/").query("animal=whale")),
         some("r", 0)
@@ -431,13 +415,7 @@ fn query_params_first_occurrence_raw_and_case_sensitive() {
 
 #[test]
 fn repeated_headers_are_joined() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![vec![prefix("/").header("x", "1,2")]],
-    )]);
+    let router = one_route(vec![vec![prefix("/").header("x", "1,2")]]);
     assert_eq!(
         rr(&router, get("h", "/").header("x", "1").header("X", "2")),
         some("r", 0)
@@ -447,17 +425,11 @@ fn repeated_headers_are_joined() {
 
 #[test]
 fn prefix_is_segment_based() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![
-            vec![prefix("/v2")],
-            vec![prefix("/match/")],
-            vec![prefix("/")],
-        ],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/v2")],
+        vec![prefix("/match/")],
+        vec![prefix("/")],
+    ]);
     assert_eq!(rr(&router, get("h", "/v2")), some("r", 0));
     assert_eq!(rr(&router, get("h", "/v2/")), some("r", 0));
     assert_eq!(rr(&router, get("h", "/v2/example")), some("r", 0));
@@ -469,13 +441,7 @@ fn prefix_is_segment_based() {
 
 #[test]
 fn exact_is_case_and_slash_sensitive() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![vec![exact("/two")]],
-    )]);
+    let router = one_route(vec![vec![exact("/two")]]);
     assert_eq!(rr(&router, get("h", "/two")), some("r", 0));
     assert_eq!(rr(&router, get("h", "/two/")), None);
     assert_eq!(rr(&router, get("h", "/Two")), None);
@@ -483,17 +449,11 @@ fn exact_is_case_and_slash_sensitive() {
 
 #[test]
 fn regex_ranks_after_exact_before_prefix() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![
-            vec![prefix("/api/v1/users")],
-            vec![regex("/api/v[0-9]+/.*")],
-            vec![exact("/api/v1/x")],
-        ],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/api/v1/users")],
+        vec![regex("/api/v[0-9]+/.*")],
+        vec![exact("/api/v1/x")],
+    ]);
     assert_eq!(rr(&router, get("h", "/api/v1/users/1")), some("r", 1));
     assert_eq!(rr(&router, get("h", "/api/v1/x")), some("r", 2));
     assert_eq!(rr(&router, get("h", "/api/vx/users")), None);
@@ -611,16 +571,10 @@ fn route_order_breaks_ties() {
 
 #[test]
 fn rule_then_match_order_breaks_ties() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![
-            vec![prefix("/b"), prefix("/a"), prefix("/a")],
-            vec![prefix("/a")],
-        ],
-    )]);
+    let router = one_route(vec![
+        vec![prefix("/b"), prefix("/a"), prefix("/a")],
+        vec![prefix("/a")],
+    ]);
     assert_eq!(
         hit(&router, &get("h", "/a")).map(|(_, _, u, m)| (u, m)),
         Some((0, 1))
@@ -739,13 +693,7 @@ fn grpc_precedence() {
 
 #[test]
 fn grpc_without_routes_falls_back() {
-    let router = one_listener(vec![route(
-        "ns",
-        "r",
-        Some(0),
-        &[],
-        vec![vec![prefix("/")]],
-    )]);
+    let router = one_route(vec![vec![prefix("/")]]);
     assert_eq!(grpc_hit(&router, "h", "pkg.Svc", "Get"), None);
 }
 

@@ -2,9 +2,10 @@
 
 use super::{Errors, FieldError, names};
 use crate::model::{
-    self, Cors, GrpcRouteMatch, GrpcRouteRule, HeaderModifier, HttpHeaderMatch, HttpPathModifier,
-    HttpRouteFilter, HttpRouteMatch, HttpRouteRule, L4RouteRule, LocalObjectReference,
-    PathMatchType, PathModifierType, RequestMirror, RequestRedirect, StringMatchType, UrlRewrite,
+    self, Cors, GrpcRouteMatch, GrpcRouteRule, HeaderModifier, HttpBackendRef, HttpHeaderMatch,
+    HttpPathModifier, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, L4RouteRule,
+    LocalObjectReference, ObjectMeta, PathMatchType, PathModifierType, RequestMirror,
+    RequestRedirect, RouteSpec, StringMatchType, UrlRewrite,
 };
 
 const METHODS: &[&str] = &[
@@ -29,6 +30,20 @@ const GRPC_FILTERS: &[&str] = &[
     "RequestMirror",
     "ExtensionRef",
 ];
+
+/// A route kind's filter types and its name for messages.
+struct FilterKind {
+    allowed: &'static [&'static str],
+    kind: &'static str,
+}
+const HTTP: FilterKind = FilterKind {
+    allowed: HTTP_FILTERS,
+    kind: "HTTPRoute",
+};
+const GRPC: FilterKind = FilterKind {
+    allowed: GRPC_FILTERS,
+    kind: "GRPCRoute",
+};
 /// Filters the CRDs allow at most once per filter list.
 const SINGLE_FILTERS: &[&str] = &[
     "RequestHeaderModifier",
@@ -43,30 +58,78 @@ fn version(api_version: &str) -> &str {
     api_version.rsplit('/').next().unwrap_or(api_version)
 }
 
-/// Checks an HTTPRoute.
-pub fn http_route(r: &model::HttpRoute) -> Vec<FieldError> {
-    let mut e = Errors::default();
-    e.metadata(&r.metadata);
-    let spec = &r.spec;
+/// What the Route kinds with hostnames share: metadata, `parentRefs`, `hostnames` (`min` to
+/// `max` of them) and `useDefaultGateways`.
+fn route_spec<R>(e: &mut Errors, meta: &ObjectMeta, spec: &RouteSpec<R>, min: usize, max: usize) {
+    e.metadata(meta);
     e.parent_refs("spec.parentRefs", &spec.parent_refs);
-    e.hostnames("spec.hostnames", &spec.hostnames, 0, 16);
-    if let Some(v) = &spec.use_default_gateways {
+    e.hostnames("spec.hostnames", &spec.hostnames, min, max);
+    use_default_gateways(e, &spec.use_default_gateways);
+}
+
+fn use_default_gateways(e: &mut Errors, value: &Option<String>) {
+    if let Some(v) = value {
         e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
     }
-    // `rules` is 1–16, but the CRD defaults an absent list to one catch-all rule.
-    e.max_items("spec.rules", spec.rules.len(), 16);
-    // An empty `matches` is defaulted to one PathPrefix match before the CEL rule counts.
-    let total: usize = spec.rules.iter().map(|r| r.matches.len().max(1)).sum();
+}
+
+/// `spec.rules` of an HTTPRoute or GRPCRoute: at most 16 rules and 128 matches in all
+/// (`matches` gives each rule's count as the CRD's CEL rule sees it), unique names, and each
+/// rule checked by `check`.
+fn rule_list<R>(
+    e: &mut Errors,
+    rules: &[R],
+    matches: impl Fn(&R) -> usize,
+    name: impl Fn(&R) -> Option<&str>,
+    check: fn(&mut Errors, &str, &R),
+) {
+    e.max_items("spec.rules", rules.len(), 16);
+    let total: usize = rules.iter().map(matches).sum();
     if total > 128 {
         e.add(
             "spec.rules",
             format!("at most 128 matches across all rules (found {total})"),
         );
     }
-    e.rule_names("spec.rules", spec.rules.iter().map(|r| r.name.as_deref()));
-    for (i, rule) in spec.rules.iter().enumerate() {
-        http_rule(&mut e, &format!("spec.rules[{i}]"), rule);
+    e.rule_names("spec.rules", rules.iter().map(name));
+    for (i, rule) in rules.iter().enumerate() {
+        check(e, &format!("spec.rules[{i}]"), rule);
     }
+}
+
+/// The `backendRefs` of an HTTPRoute or GRPCRoute rule and their filters; `also` adds the
+/// kind's own checks of each backend's filter list.
+fn backend_refs(
+    e: &mut Errors,
+    path: &str,
+    refs: &[HttpBackendRef],
+    kind: &FilterKind,
+    also: impl Fn(&mut Errors, &str, &[HttpRouteFilter]),
+) {
+    let refs_path = format!("{path}.backendRefs");
+    e.max_items(&refs_path, refs.len(), 16);
+    for (i, b) in refs.iter().enumerate() {
+        let bp = format!("{refs_path}[{i}]");
+        e.backend_ref(&bp, &b.backend_ref());
+        let fp = format!("{bp}.filters");
+        filters(e, &fp, &b.filters, kind);
+        also(e, &fp, &b.filters);
+    }
+}
+
+/// Checks an HTTPRoute.
+pub fn http_route(r: &model::HttpRoute) -> Vec<FieldError> {
+    let mut e = Errors::default();
+    route_spec(&mut e, &r.metadata, &r.spec, 0, 16);
+    // `rules` is 1–16, but the CRD defaults an absent list to one catch-all rule. An empty
+    // `matches` is defaulted to one PathPrefix match before the CEL rule counts.
+    rule_list(
+        &mut e,
+        &r.spec.rules,
+        |r| r.matches.len().max(1),
+        |r| r.name.as_deref(),
+        http_rule,
+    );
     e.into_vec()
 }
 
@@ -75,13 +138,7 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
     for (i, m) in rule.matches.iter().enumerate() {
         http_match(e, &format!("{path}.matches[{i}]"), m);
     }
-    filters(
-        e,
-        &format!("{path}.filters"),
-        &rule.filters,
-        HTTP_FILTERS,
-        "HTTPRoute",
-    );
+    filters(e, &format!("{path}.filters"), &rule.filters, &HTTP);
     if !rule.backend_refs.is_empty() {
         for (i, f) in rule.filters.iter().enumerate() {
             if f.request_redirect.is_some() {
@@ -105,22 +162,11 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
     if !single_prefix {
         prefix_replacements(e, &format!("{path}.filters"), &rule.filters);
     }
-    let refs = format!("{path}.backendRefs");
-    e.max_items(&refs, rule.backend_refs.len(), 16);
-    for (i, b) in rule.backend_refs.iter().enumerate() {
-        let bp = format!("{refs}[{i}]");
-        e.backend_ref(&bp, &b.backend_ref());
-        filters(
-            e,
-            &format!("{bp}.filters"),
-            &b.filters,
-            HTTP_FILTERS,
-            "HTTPRoute",
-        );
+    backend_refs(e, path, &rule.backend_refs, &HTTP, |e, fp, list| {
         if !single_prefix {
-            prefix_replacements(e, &format!("{bp}.filters"), &b.filters);
+            prefix_replacements(e, fp, list);
         }
-    }
+    });
     if let Some(t) = &rule.timeouts {
         let request = t
             .request
@@ -329,7 +375,8 @@ fn header_matches(e: &mut Errors, path: &str, headers: &[HttpHeaderMatch], stric
 }
 
 /// A filter list: types, the type/field pairing, repeats and per-filter settings.
-fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], allowed: &[&str], kind: &str) {
+fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], kind: &FilterKind) {
+    let FilterKind { allowed, kind } = *kind;
     e.max_items(path, list.len(), 16);
     for (i, f) in list.iter().enumerate() {
         let fp = format!("{path}[{i}]");
@@ -633,25 +680,14 @@ fn cors(e: &mut Errors, path: &str, c: &Cors) {
 /// Checks a GRPCRoute.
 pub fn grpc_route(r: &model::GrpcRoute) -> Vec<FieldError> {
     let mut e = Errors::default();
-    e.metadata(&r.metadata);
-    let spec = &r.spec;
-    e.parent_refs("spec.parentRefs", &spec.parent_refs);
-    e.hostnames("spec.hostnames", &spec.hostnames, 0, 16);
-    if let Some(v) = &spec.use_default_gateways {
-        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
-    }
-    e.max_items("spec.rules", spec.rules.len(), 16);
-    let total: usize = spec.rules.iter().map(|r| r.matches.len()).sum();
-    if total > 128 {
-        e.add(
-            "spec.rules",
-            format!("at most 128 matches across all rules (found {total})"),
-        );
-    }
-    e.rule_names("spec.rules", spec.rules.iter().map(|r| r.name.as_deref()));
-    for (i, rule) in spec.rules.iter().enumerate() {
-        grpc_rule(&mut e, &format!("spec.rules[{i}]"), rule);
-    }
+    route_spec(&mut e, &r.metadata, &r.spec, 0, 16);
+    rule_list(
+        &mut e,
+        &r.spec.rules,
+        |r| r.matches.len(),
+        |r| r.name.as_deref(),
+        grpc_rule,
+    );
     e.into_vec()
 }
 
@@ -660,26 +696,8 @@ fn grpc_rule(e: &mut Errors, path: &str, rule: &GrpcRouteRule) {
     for (i, m) in rule.matches.iter().enumerate() {
         grpc_match(e, &format!("{path}.matches[{i}]"), m);
     }
-    filters(
-        e,
-        &format!("{path}.filters"),
-        &rule.filters,
-        GRPC_FILTERS,
-        "GRPCRoute",
-    );
-    let refs = format!("{path}.backendRefs");
-    e.max_items(&refs, rule.backend_refs.len(), 16);
-    for (i, b) in rule.backend_refs.iter().enumerate() {
-        let bp = format!("{refs}[{i}]");
-        e.backend_ref(&bp, &b.backend_ref());
-        filters(
-            e,
-            &format!("{bp}.filters"),
-            &b.filters,
-            GRPC_FILTERS,
-            "GRPCRoute",
-        );
-    }
+    filters(e, &format!("{path}.filters"), &rule.filters, &GRPC);
+    backend_refs(e, path, &rule.backend_refs, &GRPC, |_, _, _| {});
 }
 
 fn grpc_match(e: &mut Errors, path: &str, m: &GrpcRouteMatch) {
@@ -738,18 +756,8 @@ fn is_grpc_service(text: &str) -> bool {
 /// `v1alpha2` allowed no hostnames and up to 16 rules.
 pub fn tls_route(r: &model::TlsRoute) -> Vec<FieldError> {
     let mut e = Errors::default();
-    e.metadata(&r.metadata);
     let alpha2 = version(&r.api_version) == "v1alpha2";
-    e.parent_refs("spec.parentRefs", &r.spec.parent_refs);
-    e.hostnames(
-        "spec.hostnames",
-        &r.spec.hostnames,
-        usize::from(!alpha2),
-        1024,
-    );
-    if let Some(v) = &r.spec.use_default_gateways {
-        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
-    }
+    route_spec(&mut e, &r.metadata, &r.spec, usize::from(!alpha2), 1024);
     l4_rules(&mut e, &r.spec.rules, if alpha2 { 16 } else { 1 });
     e.into_vec()
 }
@@ -761,9 +769,7 @@ pub fn tcp_route(r: &model::TcpRoute) -> Vec<FieldError> {
     e.metadata(&r.metadata);
     let alpha2 = version(&r.api_version) == "v1alpha2";
     e.parent_refs("spec.parentRefs", &r.spec.parent_refs);
-    if let Some(v) = &r.spec.use_default_gateways {
-        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
-    }
+    use_default_gateways(&mut e, &r.spec.use_default_gateways);
     l4_rules(&mut e, &r.spec.rules, if alpha2 { 16 } else { 1 });
     e.into_vec()
 }
