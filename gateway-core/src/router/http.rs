@@ -131,6 +131,19 @@ impl HttpRouter {
         self.indexes.get(position)
     }
 
+    /// Whether a request for `host` on a TLS connection whose SNI was `sni` belongs to another
+    /// listener than the one the handshake chose (answer 421 Misdirected Request). Each name
+    /// selects the listener with the most specific matching hostname; a host that selects no
+    /// listener is not misdirected (it gets 404).
+    pub fn misdirected(&self, sni: &str, host: &str) -> bool {
+        let by_host = self.listener_for(&HostKey::new(host));
+        let by_sni = self.listener_for(&HostKey::new(sni));
+        match (by_sni, by_host) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(&a.listener, &b.listener),
+            _ => false,
+        }
+    }
+
     /// The rule that serves `req`, or `None` (404).
     ///
     /// See the [module documentation](super) for the precedence rules.

@@ -83,7 +83,12 @@ pub(crate) async fn handle(
     let version = req.version();
     let host = request_host(&req);
     let mut log = LogFields::default();
-    let response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    let mut response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    // A HEAD answer has no content. hyper drops it for HTTP/1.1, but over HTTP/2 the gateway's
+    // own answers (404, redirects) would send DATA frames the client must reject.
+    if method == Method::HEAD {
+        *response.body_mut() = upstream::empty();
+    }
     log_access(
         &method,
         &uri,
@@ -259,6 +264,13 @@ async fn serve<'s>(
         }
         (None, None) => return status_response(StatusCode::BAD_REQUEST),
     };
+    // A request for a host another listener of this port serves must not be answered with
+    // the certificate the handshake chose (RFC 9110 §15.5.20).
+    if let Some(sni) = &conn.sni
+        && state.router.misdirected(sni, host)
+    {
+        return error_response(is_grpc(&parts.headers), StatusCode::MISDIRECTED_REQUEST);
+    }
     let uri = parts.uri.clone();
     let Ok(path) = normalize_path(uri.path()) else {
         return status_response(StatusCode::BAD_REQUEST);
@@ -591,11 +603,12 @@ async fn serve<'s>(
                 Err(Failure::Timeout) => Err(StatusCode::GATEWAY_TIMEOUT),
                 Err(Failure::Upstream(error)) => {
                     tracing::debug!(%error, "upstream exchange failed");
+                    // No response head from any endpoint: the service is unavailable (the
+                    // upstream suite accepts 500 or 503 here, not 502).
                     Err(match error {
-                        UpstreamError::ConnectTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-                        UpstreamError::Connect(..) | UpstreamError::Http(..) => {
-                            StatusCode::BAD_GATEWAY
-                        }
+                        UpstreamError::ConnectTimeout(_)
+                        | UpstreamError::Connect(..)
+                        | UpstreamError::Http(..) => StatusCode::SERVICE_UNAVAILABLE,
                     })
                 }
             };

@@ -56,8 +56,9 @@
 //! gRPC calls are answered as trailers-only gRPC statuses (`UNAVAILABLE` 14 for missing or
 //! unreachable backends, `DEADLINE_EXCEEDED` 4 for timeouts, `INTERNAL` 13 otherwise). Other
 //! requests are routed by HTTPRoutes: no match is `404`; an invalid backend `500`; a Service
-//! without endpoints `503`; a refused or failed connection `502` (one attempt per request,
-//! unless a retry policy says otherwise); a connect timeout `503`; `backendRequest` or
+//! without endpoints `503`; a refused or failed connection (no response head) `503`, as the
+//! conformance suite's HTTPRouteRetryConnectionError expects (one attempt per request, unless
+//! a retry policy says otherwise); a connect timeout `503`; `backendRequest` or
 //! `request` timeouts `504`. Timeouts cover the exchange up to the response head; a streaming
 //! response body is not cut by them.
 //!
@@ -299,6 +300,8 @@ pub(crate) struct ConnInfo {
     peer_ip: http::HeaderValue,
     /// Whether the client reached us over TLS.
     tls: bool,
+    /// SNI of that TLS connection, to detect misdirected requests.
+    sni: Option<String>,
     shared: Arc<Shared>,
     /// Requests whose response has not finished.
     active: AtomicUsize,
@@ -349,6 +352,7 @@ pub(crate) async fn serve_connection<IO>(
         peer_ip: http::HeaderValue::from_str(&ctx.peer.ip().to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown")),
         tls: tls.is_some(),
+        sni: tls.as_ref().and_then(|t| t.sni.clone()),
         shared: shared.clone(),
         active: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),
