@@ -54,8 +54,12 @@ pub(crate) async fn run_case(
                 None => &[Proto::Http1, Proto::Http2],
             };
             for proto in protos {
-                if let Err(e) = http_case(world, test, case, target, *proto).await {
-                    errors.push(format!("[{proto:?}] {e}"));
+                for i in 0..repeats(case) {
+                    let statistics = i == 0 && *proto == Proto::Http1;
+                    if let Err(e) = http_case(world, test, case, target, *proto, statistics).await {
+                        errors.push(format!("[{proto:?}] {e}"));
+                        break;
+                    }
                 }
             }
             if errors.is_empty() {
@@ -64,7 +68,12 @@ pub(crate) async fn run_case(
                 Err(errors.join("; "))
             }
         }
-        Some("grpc-h2c") => grpc_case(world, case, target).await,
+        Some("grpc-h2c") => {
+            for _ in 0..repeats(case) {
+                grpc_case(world, case, target).await?;
+            }
+            Ok(())
+        }
         Some("tcp-echo" | "tls-tcp-echo") => tcp_case(world, case, target).await,
         Some("tls-handshake-only") => handshake_case(case, target).await,
         Some("udp-echo" | "dns-udp") => udp_case(case, target).await,
@@ -73,6 +82,14 @@ pub(crate) async fn run_case(
             "transport {other:?} is not implemented by the harness"
         )),
     }
+}
+
+/// How many times in a row an HTTP or gRPC case must pass: 3, as the Go suite requires
+/// (`RequiredConsecutiveSuccesses`), except for cases that wait on purpose (`delay`), which
+/// only slow the run down and are sent once.
+fn repeats(case: &Case) -> usize {
+    let path = case.request.path.as_deref().unwrap_or("");
+    if path.contains("delay") { 1 } else { 3 }
 }
 
 /// Where a case of `test` is sent.
@@ -196,6 +213,7 @@ async fn http_case(
     case: &Case,
     target: Target,
     proto: Proto,
+    statistics: bool,
 ) -> Result<(), String> {
     let req = &case.request;
     let expect = &case.expect;
@@ -454,7 +472,7 @@ async fn http_case(
         match mirror.percent {
             None => wait_for_mirror(world, &mirror.namespace, &mirror.backend, &path).await?,
             // A fraction is checked statistically, once (over HTTP/1.1).
-            Some(percent) if proto == Proto::Http1 => {
+            Some(percent) if statistics => {
                 let base = req.path.clone().unwrap_or_else(|| "/".to_owned());
                 percent_mirror(world, target, &host, &base, mirror, percent).await?;
             }

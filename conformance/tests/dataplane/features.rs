@@ -185,7 +185,13 @@ pub(crate) fn report(
             }
             (None, 0) => {
                 passed += 1;
-                let _ = writeln!(text, "  PASS  {:<52} {:>3} cases", test.test, run.cases);
+                let _ = writeln!(
+                    text,
+                    "  PASS  {:<52} {:>3} cases  {:>6.2}s",
+                    test.test,
+                    run.cases,
+                    run.elapsed.as_secs_f64()
+                );
                 0
             }
             (None, n) => {

@@ -57,6 +57,7 @@ pub(crate) type Addresses = BTreeMap<String, IpAddr>;
 pub(crate) struct TestRun {
     pub(crate) cases: usize,
     pub(crate) failures: Vec<String>,
+    pub(crate) elapsed: Duration,
 }
 
 fn main() -> ExitCode {
@@ -123,7 +124,9 @@ async fn run() -> ExitCode {
     let mut results: Vec<(&TestCase, Option<String>, TestRun)> = Vec::new();
     for test in tests.iter().filter(|t| !t.status_only()) {
         let skip = table.skip_reason(test);
-        let run = run_test(&world, test).await;
+        let started = Instant::now();
+        let mut run = run_test(&world, test).await;
+        run.elapsed = started.elapsed();
         results.push((test, skip, run));
     }
     world.gateway.shutdown().await;
@@ -211,6 +214,7 @@ async fn run_test(world: &World, test: &TestCase) -> TestRun {
             return TestRun {
                 cases: test.cases.len(),
                 failures: vec![format!("manifests do not load: {e}")],
+                elapsed: Duration::ZERO,
             };
         }
     };
@@ -242,5 +246,6 @@ async fn run_test(world: &World, test: &TestCase) -> TestRun {
     TestRun {
         cases: test.cases.len(),
         failures,
+        elapsed: Duration::ZERO,
     }
 }

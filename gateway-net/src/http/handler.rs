@@ -152,6 +152,20 @@ fn status_response(status: StatusCode) -> Response<Body> {
     resp
 }
 
+/// A redirect answer (RequestRedirect on a rule or on a backendRef).
+fn redirect_response(input: &filters::RedirectInput<'_>) -> Response<Body> {
+    let location = filters::redirect_location(input);
+    let mut resp = Response::new(upstream::empty());
+    *resp.status_mut() = StatusCode::from_u16(input.redirect.status).unwrap_or(StatusCode::FOUND);
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => return status_response(StatusCode::BAD_REQUEST),
+    }
+    resp
+}
+
 /// gRPC status codes the gateway answers with.
 #[derive(Clone, Copy, Debug)]
 enum GrpcCode {
@@ -374,7 +388,7 @@ async fn serve<'s>(
             return finish(error_response(grpc, status), &selected, None, cors.as_ref());
         }
         RuleAction::Redirect(redirect) => {
-            let location = filters::redirect_location(&filters::RedirectInput {
+            let resp = redirect_response(&filters::RedirectInput {
                 redirect,
                 request_scheme: scheme,
                 request_host: host,
@@ -383,14 +397,6 @@ async fn serve<'s>(
                 prefix: selected.prefix,
                 listener_port: selected.listener.port,
             });
-            let mut resp = Response::new(upstream::empty());
-            *resp.status_mut() = StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::FOUND);
-            match HeaderValue::from_str(&location) {
-                Ok(v) => {
-                    resp.headers_mut().insert(header::LOCATION, v);
-                }
-                Err(_) => return status_response(StatusCode::BAD_REQUEST),
-            }
             return finish(resp, &selected, None, cors.as_ref());
         }
         RuleAction::Forward(backends) => backends,
@@ -398,6 +404,22 @@ async fn serve<'s>(
     let Some(chosen) = choose(backends) else {
         return error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR);
     };
+    // A RequestRedirect on the chosen backendRef answers instead of forwarding.
+    if let Some(redirect) = chosen.filters.iter().find_map(|f| match f {
+        HttpFilter::Redirect(r) => Some(r),
+        _ => None,
+    }) {
+        let resp = redirect_response(&filters::RedirectInput {
+            redirect,
+            request_scheme: scheme,
+            request_host: host,
+            path: &path,
+            query: uri.query(),
+            prefix: selected.prefix,
+            listener_port: selected.listener.port,
+        });
+        return finish(resp, &selected, Some(chosen), cors.as_ref());
+    }
     let service = match &chosen.backend {
         Backend::Service(s) => s,
         Backend::Invalid { reason } => {
@@ -439,7 +461,7 @@ async fn serve<'s>(
                     mirrors.push(m);
                 }
             }
-            HttpFilter::ResponseHeaders(_) | HttpFilter::Cors(_) => {}
+            HttpFilter::ResponseHeaders(_) | HttpFilter::Cors(_) | HttpFilter::Redirect(_) => {}
         }
     }
 
