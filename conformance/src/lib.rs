@@ -64,9 +64,14 @@ impl Suite {
     pub fn locate() -> Result<Suite, Error> {
         let dir = match env::var_os(DIR_VARIABLE) {
             Some(dir) => PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+            None => Suite::default_dir(),
         };
         Suite::at(&dir)
+    }
+
+    /// The shared folder: `../shared/conformance` relative to the workspace root.
+    pub fn default_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
     }
 
     /// Uses the suite at `dir`, detecting its layout: the shared folder

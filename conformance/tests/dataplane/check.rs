@@ -809,6 +809,29 @@ async fn websocket_case(case: &Case, target: Target) -> Result<(), String> {
     .await
 }
 
+/// The pod that answers one TCP echo exchange.
+pub(crate) async fn tcp_pod(target: Target) -> Result<String, String> {
+    let echo = client::tcp_echo(target.socket(), None).await?;
+    Ok(echo
+        .info
+        .get("pod")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned())
+}
+
+/// A plain GET over HTTP/1.1 to the gateway address; the echo body.
+pub(crate) async fn get_echo(target: Target, path: &str) -> Result<Value, String> {
+    let request = Request::builder()
+        .uri(path)
+        .header(http::header::HOST, target.authority())
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let reply = client::http(target.socket(), None, false, request).await?;
+    serde_json::from_slice(&reply.body)
+        .map_err(|e| format!("status {}, no echo body: {e}", reply.status))
+}
+
 /// Which backend answered one sample, by Deployment name.
 async fn sample(world: &World, case: &Case, target: Target) -> Result<String, String> {
     let deployment = |pod: &str| {

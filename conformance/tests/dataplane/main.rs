@@ -22,6 +22,7 @@
 mod certs;
 mod check;
 mod client;
+mod extras;
 mod features;
 mod grpc;
 mod pods;
@@ -83,7 +84,29 @@ fn port_offset() -> u16 {
 async fn run() -> ExitCode {
     let started = Instant::now();
     let suite = Suite::locate().unwrap_or_else(|e| panic!("{e}"));
-    let tests = suite.cases().unwrap_or_else(|e| panic!("{e}"));
+    // An upstream checkout has manifests only: the cases then come from the shared folder.
+    let tests = match &suite.cases_file {
+        Some(_) => suite.cases().unwrap_or_else(|e| panic!("{e}")),
+        None => {
+            let shared = Suite::at(&Suite::default_dir()).unwrap_or_else(|e| {
+                panic!(
+                    "{} holds the upstream manifests but no cases.yaml, and the shared folder \
+                     with cases.yaml is missing too: {e}",
+                    suite.upstream.display()
+                )
+            });
+            println!(
+                "manifests from {}, cases from {}",
+                suite.upstream.display(),
+                shared
+                    .cases_file
+                    .as_deref()
+                    .unwrap_or(&shared.upstream)
+                    .display()
+            );
+            shared.cases().unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
     let table = features::Table::read().unwrap_or_else(|e| panic!("{e}"));
     let https_names: Vec<String> = tests
         .iter()
@@ -105,10 +128,9 @@ async fn run() -> ExitCode {
             .manifest("base/manifests.yaml")
             .expect("base manifests"),
     ];
+    // A manifest missing here fails its own test when it is loaded.
     for test in &tests {
-        for m in &test.manifests {
-            texts.push(suite.manifest(m).unwrap_or_else(|e| panic!("{e}")));
-        }
+        texts.extend(test.manifests.iter().filter_map(|m| suite.manifest(m).ok()));
     }
     let pods = Pods::start(&texts, &pki).await;
     let mut config = GatewayConfig::default();
@@ -219,6 +241,7 @@ async fn run_test(world: &World, test: &TestCase) -> TestRun {
         }
     };
     world.pods.add_endpoint_slices(&mut snapshot);
+    extras::create(&test.test, &mut snapshot);
     let (mut addresses, mut failures) = serve(world, &snapshot).await;
     for (i, case) in test.cases.iter().enumerate() {
         if edit_before(case, &mut snapshot) {
@@ -229,6 +252,11 @@ async fn run_test(world: &World, test: &TestCase) -> TestRun {
         if let Err(e) = check::run_case(world, test, case, &addresses).await {
             failures.push(format!("{}: {e}", check::label(i, case)));
         }
+    }
+    if failures.is_empty()
+        && let Err(e) = extras::after(world, test, &addresses).await
+    {
+        failures.push(format!("after the cases: {e}"));
     }
     if let Some(distribution) = &test.distribution
         && !distribution.expected_fraction.is_empty()
