@@ -4,7 +4,8 @@
 //! own are loaded into a snapshot; every pod of their Deployments is replaced by an echo server
 //! on 127.0.0.1 that answers as the upstream echo image does (HTTP JSON echo, gRPC GrpcEcho,
 //! TCP and UDP echo), and EndpointSlices point the Services at them; the snapshot is compiled
-//! with each Gateway on its own 127.0.1.x address and served by one `gateway_net::Gateway`; then
+//! with each Gateway on its own loopback address (127.N.1.x, N random per run so that two runs
+//! on one machine do not collide) and served by one `gateway_net::Gateway`; then
 //! each case is sent over real sockets and compared as the Go suite compares it (the rules in
 //! the header of `cases.yaml`).
 //!
@@ -49,6 +50,8 @@ pub(crate) struct World {
     pub(crate) gateway: Gateway,
     /// Added to every listener port (0 when ports below 1024 can be bound).
     pub(crate) port_offset: u16,
+    /// Gateways get 127.`subnet`.1.x.
+    pub(crate) subnet: u8,
 }
 
 /// Addresses of the Gateways of one test, by `namespace/name`.
@@ -141,7 +144,9 @@ async fn run() -> ExitCode {
         pods,
         gateway: Gateway::new(config),
         port_offset: port_offset(),
+        subnet: fastrand::u8(20..=250),
     };
+    println!("Gateways on 127.{}.1.x", world.subnet);
 
     let mut results: Vec<(&TestCase, Option<String>, TestRun)> = Vec::new();
     for test in tests.iter().filter(|t| !t.status_only()) {
@@ -186,7 +191,7 @@ async fn serve(world: &World, snapshot: &Snapshot) -> (Addresses, Vec<String>) {
         .enumerate()
         .map(|(i, key)| {
             let i = u8::try_from(i + 1).expect("fewer than 254 Gateways");
-            (key, IpAddr::V4(Ipv4Addr::new(127, 0, 1, i)))
+            (key, IpAddr::V4(Ipv4Addr::new(127, world.subnet, 1, i)))
         })
         .collect();
     let addresses: Addresses = gateway_addresses
