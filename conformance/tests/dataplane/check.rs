@@ -70,7 +70,7 @@ pub(crate) async fn run_case(
         }
         Some("grpc-h2c") => {
             for _ in 0..repeats(case) {
-                grpc_case(world, case, target).await?;
+                grpc_case(case, target).await?;
             }
             Ok(())
         }
@@ -624,8 +624,7 @@ fn check_redirect(headers: &http::HeaderMap, want: &conformance::Redirect) -> Re
     Ok(())
 }
 
-async fn grpc_case(world: &World, case: &Case, target: Target) -> Result<(), String> {
-    let _ = world;
+async fn grpc_case(case: &Case, target: Target) -> Result<(), String> {
     let req = &case.request;
     let expect = &case.expect;
     let authority = match req.authority.as_deref() {
@@ -833,7 +832,7 @@ pub(crate) async fn get_echo(target: Target, path: &str) -> Result<Value, String
 }
 
 /// Which backend answered one sample, by Deployment name.
-async fn sample(world: &World, case: &Case, target: Target) -> Result<String, String> {
+async fn sample(case: &Case, target: Target) -> Result<String, String> {
     let deployment = |pod: &str| {
         let parts: Vec<&str> = pod.split('-').collect();
         parts[..parts.len().saturating_sub(2)].join("-")
@@ -889,13 +888,11 @@ async fn sample(world: &World, case: &Case, target: Target) -> Result<String, St
         }
         Some(other) => return Err(format!("no sampling for transport {other}")),
     };
-    let _ = world;
     Ok(deployment(&pod))
 }
 
 /// The weighted-traffic check: rounds of samples, one passing round suffices.
 pub(crate) async fn distribution(
-    world: &World,
     case: &Case,
     target: Target,
     d: &conformance::Distribution,
@@ -910,8 +907,7 @@ pub(crate) async fn distribution(
         let mut done = 0;
         while done < total {
             let batch = concurrency.min(total - done);
-            let samples =
-                futures_join((0..batch).map(|_| sample(world, case, target)).collect()).await;
+            let samples = futures_join((0..batch).map(|_| sample(case, target)).collect()).await;
             for s in samples {
                 *counts.entry(s?).or_default() += 1;
             }

@@ -143,7 +143,7 @@ pub(crate) struct Report {
 pub(crate) fn report(
     results: &[(&TestCase, Option<String>, TestRun)],
     table: &Table,
-    status_only: &[&str],
+    status_only: &[&TestCase],
     port_offset: u16,
 ) -> Report {
     let mut text = String::from(
@@ -237,12 +237,6 @@ pub(crate) fn report(
     }
 
     // The README table: every feature has a row, the result column is what this run shows.
-    let mut all_features: BTreeSet<String> = per_feature.keys().cloned().collect();
-    all_features.extend(
-        results
-            .iter()
-            .flat_map(|(t, _, _)| t.features.iter().cloned()),
-    );
     let mut rows = table.rows.clone();
     for (feature, counts) in &per_feature {
         let Some(row) = rows.iter_mut().find(|r| &r.feature == feature) else {
@@ -285,6 +279,14 @@ pub(crate) fn report(
     for row in &mut rows {
         if !per_feature.contains_key(&row.feature) {
             row.result = "status tests only".to_owned();
+        }
+    }
+    let status_features: BTreeSet<&String> = status_only.iter().flat_map(|t| &t.features).collect();
+    for feature in status_features {
+        if !per_feature.contains_key(feature) && table.row(feature).is_none() {
+            problems.push(format!(
+                "README feature table has no row for {feature} (status tests only); add one"
+            ));
         }
     }
     let generated = render(&rows);

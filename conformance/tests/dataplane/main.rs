@@ -158,11 +158,7 @@ async fn run() -> ExitCode {
     }
     world.gateway.shutdown().await;
 
-    let status_only: Vec<&str> = tests
-        .iter()
-        .filter(|t| t.status_only())
-        .map(|t| t.test.as_str())
-        .collect();
+    let status_only: Vec<&TestCase> = tests.iter().filter(|t| t.status_only()).collect();
     let report = features::report(&results, &table, &status_only, world.port_offset);
     println!("{}", report.text);
     println!("data-plane run took {:.1?}", started.elapsed());
@@ -269,7 +265,7 @@ async fn run_test(world: &World, test: &TestCase) -> TestRun {
         && failures.is_empty()
     {
         let result = match check::target(world, test, case, &addresses) {
-            Ok(target) => check::distribution(world, case, target, distribution).await,
+            Ok(target) => check::distribution(case, target, distribution).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
