@@ -252,18 +252,13 @@ pub(crate) fn report(
                 String::new()
             };
             format!(
-                "{} tests, {} cases: {} pass, {} fail{skipped}",
-                counts.tests.iter().sum::<usize>(),
-                counts.cases.iter().sum::<usize>(),
+                "{}: {} pass, {} fail{skipped}",
+                sizes(&counts),
                 counts.cases[0],
                 counts.cases[1]
             )
         } else {
-            format!(
-                "skipped ({} tests, {} cases)",
-                counts.tests.iter().sum::<usize>(),
-                counts.cases.iter().sum::<usize>()
-            )
+            format!("skipped ({})", sizes(&counts))
         };
         if !row.supported
             && let Some((cases, passing)) = unsupported_runs.get(feature)
@@ -327,6 +322,16 @@ pub(crate) fn report(
         skipped,
         ok: failed == 0 && problems.is_empty(),
     }
+}
+
+/// `1 test, 2 cases`.
+fn sizes(counts: &Counts) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(counts.tests.iter().sum(), "test"),
+        plural(counts.cases.iter().sum(), "case")
+    )
 }
 
 fn render(rows: &[Row]) -> String {
