@@ -253,12 +253,12 @@ pub(crate) fn report(
             };
             format!(
                 "{}: {} pass, {} fail{skipped}",
-                sizes(&counts),
+                sizes(counts),
                 counts.cases[0],
                 counts.cases[1]
             )
         } else {
-            format!("skipped ({})", sizes(&counts))
+            format!("skipped ({})", sizes(counts))
         };
         if !row.supported
             && let Some((cases, passing)) = unsupported_runs.get(feature)
