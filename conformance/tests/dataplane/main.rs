@@ -54,6 +54,9 @@ pub(crate) struct World {
     pub(crate) subnet: u8,
 }
 
+/// Runs only the tests whose name contains its value.
+const ONLY: &str = "GATEWAY_CONFORMANCE_RUN";
+
 /// Addresses of the Gateways of one test, by `namespace/name`.
 pub(crate) type Addresses = BTreeMap<String, IpAddr>;
 
@@ -149,7 +152,14 @@ async fn run() -> ExitCode {
     println!("Gateways on 127.{}.1.x", world.subnet);
 
     let mut results: Vec<(&TestCase, Option<String>, TestRun)> = Vec::new();
-    for test in tests.iter().filter(|t| !t.status_only()) {
+    // `GATEWAY_CONFORMANCE_RUN=<part of a test name>` runs only the matching tests (while
+    // debugging); the feature table is then not checked.
+    let only = std::env::var(ONLY).ok().filter(|o| !o.is_empty());
+    for test in tests
+        .iter()
+        .filter(|t| !t.status_only())
+        .filter(|t| only.as_ref().is_none_or(|o| t.test.contains(o.as_str())))
+    {
         let skip = table.skip_reason(test);
         let started = Instant::now();
         let mut run = run_test(&world, test).await;
@@ -159,7 +169,21 @@ async fn run() -> ExitCode {
     world.gateway.shutdown().await;
 
     let status_only: Vec<&TestCase> = tests.iter().filter(|t| t.status_only()).collect();
-    let report = features::report(&results, &table, &status_only, world.port_offset);
+    let mut report = features::report(
+        &results,
+        &table,
+        &status_only,
+        world.port_offset,
+        only.is_some(),
+    );
+    if let Some(only) = &only {
+        println!("{ONLY}={only}: only matching tests ran; the feature table was not checked");
+        report.ok = report.failed == 0;
+        if results.is_empty() {
+            println!("no test name contains {only:?}");
+            report.ok = false;
+        }
+    }
     println!("{}", report.text);
     println!("data-plane run took {:.1?}", started.elapsed());
     println!(
