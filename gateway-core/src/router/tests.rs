@@ -545,6 +545,27 @@ fn route_hostname_rank_comes_first() {
 }
 
 #[test]
+fn misdirected_requests() {
+    let router = HttpRouter::new(&[
+        listener("exact", Some("a.example.com"), vec![]),
+        listener("wild", Some("*.example.com"), vec![]),
+        listener("any", None, vec![]),
+    ]);
+    // Same listener: served.
+    assert!(!router.misdirected("a.example.com", "a.example.com:443"));
+    assert!(!router.misdirected("b.example.com", "c.example.com"));
+    assert!(!router.misdirected("example.org", "other.org"));
+    // The Host belongs to another listener than the SNI's, whichever is more specific.
+    assert!(router.misdirected("b.example.com", "a.example.com"));
+    assert!(router.misdirected("a.example.com", "b.example.com"));
+    assert!(router.misdirected("example.org", "a.example.com"));
+    assert!(router.misdirected("b.example.com", "example.org"));
+    // A Host no listener serves is not misdirected (404).
+    let exact_only = HttpRouter::new(&[listener("exact", Some("a.example.com"), vec![])]);
+    assert!(!exact_only.misdirected("a.example.com", "b.example.com"));
+}
+
+#[test]
 fn listener_isolation() {
     let router = HttpRouter::new(&[
         listener(
