@@ -64,9 +64,14 @@ impl Suite {
     pub fn locate() -> Result<Suite, Error> {
         let dir = match env::var_os(DIR_VARIABLE) {
             Some(dir) => PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+            None => Suite::default_dir(),
         };
         Suite::at(&dir)
+    }
+
+    /// The shared folder: `../shared/conformance` relative to the workspace root.
+    pub fn default_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
     }
 
     /// Uses the suite at `dir`, detecting its layout: the shared folder
@@ -220,9 +225,18 @@ pub struct TestCase {
     /// Whether the test is provisional upstream.
     #[serde(default)]
     pub provisional: bool,
+    /// Default Gateway (`namespace/name`) the cases are sent to.
+    #[serde(default)]
+    pub gateway: Option<String>,
     /// Request/response cases; empty for status-only tests.
     #[serde(default)]
-    pub cases: Vec<serde::de::IgnoredAny>,
+    pub cases: Vec<Case>,
+    /// Statistical check (weights), when the test has one.
+    #[serde(default)]
+    pub distribution: Option<Distribution>,
+    /// `main-only (…)` when the test is not in the latest release.
+    #[serde(default)]
+    pub upstream_status: Option<String>,
     /// What the Go test checks beyond the cases (for status-only tests: everything).
     #[serde(default)]
     pub note: Option<String>,
@@ -249,4 +263,310 @@ impl TestCase {
     pub fn status_only(&self) -> bool {
         self.cases.is_empty()
     }
+}
+
+/// Header name → value, as `cases.yaml` writes them.
+pub type Headers = BTreeMap<String, String>;
+
+/// One request and what must come back (see the header of `cases.yaml` for the rules).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Case {
+    /// Name of the Go subtest, if any.
+    #[serde(default)]
+    pub subtest: Option<String>,
+    /// Name of the case in the Go table, if any.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Gateway (`namespace/name`) overriding the test's.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Transcriber's note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// What is sent.
+    #[serde(default)]
+    pub request: CaseRequest,
+    /// What must come back.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// What a case sends.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CaseRequest {
+    /// Port dialled on the Gateway's address.
+    #[serde(default)]
+    pub port: u16,
+    /// HTTP method (GET when absent), or the full gRPC method path.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Host header; `""` means the gateway address.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path and query.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: Headers,
+    /// `grpc-h2c`, `tcp-echo`, `tls-tcp-echo`, `tls-handshake-only`, `udp-echo`, `dns-udp`,
+    /// `websocket`; HTTP when absent.
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// Client TLS settings.
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
+    /// `https` for TLS requests.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Whether redirects are followed (they never are here).
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    /// gRPC `:authority` (`""` = the gateway address).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// gRPC metadata.
+    #[serde(default)]
+    pub metadata: Headers,
+    /// `H2` (HTTP/2 over TLS) or `H2C_PRIOR_KNOWLEDGE`; HTTP/1.1 when absent.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// Response headers the echo backend is asked to set (`X-Echo-Set-Header`).
+    #[serde(default)]
+    pub backend_set_response_headers: Headers,
+    /// UDP datagram.
+    #[serde(default)]
+    pub payload: Option<String>,
+    /// WebSocket URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// WebSocket Origin.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// WebSocket messages.
+    #[serde(default)]
+    pub messages: Vec<WsMessage>,
+    /// DNS query (`name TYPE`).
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+/// Client TLS of a case.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ClientTls {
+    /// ServerName sent.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// What the client trusts (prose naming a Secret or ConfigMap).
+    #[serde(default)]
+    pub trust: Option<String>,
+    /// Client certificate offered (prose naming a Secret).
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// Minimum TLS version.
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// Verification note.
+    #[serde(default)]
+    pub verify: Option<String>,
+}
+
+/// One WebSocket message of a case.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct WsMessage {
+    /// A text frame.
+    #[serde(default)]
+    pub send_text: Option<String>,
+    /// A binary frame, hex encoded.
+    #[serde(default)]
+    pub send_binary_hex: Option<String>,
+}
+
+/// Acceptable status codes: one or a list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusCodes {
+    /// Exactly this one.
+    One(u16),
+    /// Any of these.
+    Any(Vec<u16>),
+}
+
+/// What a case expects.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Expect {
+    /// HTTP status (200 when absent, for HTTP cases).
+    #[serde(default)]
+    pub status: Option<StatusCodes>,
+    /// Namespace of the pod that must answer.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Prefix of the name of the pod that must answer (`""` = any).
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// What the backend must have seen, replacing the default "exactly the client request".
+    #[serde(default)]
+    pub request: Option<ExpectRequest>,
+    /// Response headers and redirect.
+    #[serde(default)]
+    pub response: Option<ExpectResponse>,
+    /// Final gRPC status (`OK`, `UNIMPLEMENTED`, …).
+    #[serde(default)]
+    pub grpc_status: Option<String>,
+    /// gRPC status the call must not end with.
+    #[serde(default)]
+    pub grpc_status_not: Option<String>,
+    /// Whether the TCP backend itself terminated TLS.
+    #[serde(default)]
+    pub backend_is_tls: Option<bool>,
+    /// SNI the TCP backend saw.
+    #[serde(default)]
+    pub backend_sni: Option<String>,
+    /// The gateway itself answers (no echo body).
+    #[serde(default)]
+    pub answered_by_gateway: bool,
+    /// TLS the backend saw on the gateway→backend connection.
+    #[serde(default)]
+    pub backend_tls: Option<BackendTls>,
+    /// UDP: any reply datagram.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// gRPC headers the Go test declares but never checks.
+    #[serde(default)]
+    pub declared_response_headers_unchecked: BTreeMap<String, Vec<String>>,
+    /// Mirror backends that must see the request.
+    #[serde(default)]
+    pub mirrored_to: Vec<Mirror>,
+    /// UDP: the Service that must answer.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The status must not be this (and must be an HTTP response when required).
+    #[serde(default)]
+    pub status_not: Option<u16>,
+    /// A transport error does not count as an answer.
+    #[serde(default)]
+    pub http_response_required: bool,
+    /// The TLS handshake must be cut (EOF / reset).
+    #[serde(default)]
+    pub connection_rejected: Option<String>,
+    /// The HTTPS round trip must fail at the transport level.
+    #[serde(default)]
+    pub connection_failure: bool,
+    /// WebSocket: frames are echoed.
+    #[serde(default)]
+    pub echo: Option<String>,
+    /// DNS: any reply.
+    #[serde(default)]
+    pub dns_response: Option<String>,
+}
+
+/// What the backend must have seen.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ExpectRequest {
+    /// Path and query, exactly.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Method (GET when absent).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Host, when given.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Headers that must be present with these values (repeated values joined with `,`).
+    #[serde(default)]
+    pub headers: Headers,
+    /// Headers that must be missing.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+    /// SNI on the gateway→backend TLS connection.
+    #[serde(default)]
+    pub tls_sni: Option<String>,
+    /// Client certificate on the gateway→backend TLS connection.
+    #[serde(default)]
+    pub tls_client_cert: Option<String>,
+}
+
+/// Expected response headers and redirect.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ExpectResponse {
+    /// Exact values.
+    #[serde(default)]
+    pub headers: Headers,
+    /// One of the listed values.
+    #[serde(default)]
+    pub header_one_of: BTreeMap<String, Vec<String>>,
+    /// Must not be present.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+    /// Compare without spaces.
+    #[serde(default)]
+    pub ignore_whitespace: bool,
+    /// Expected Location.
+    #[serde(default)]
+    pub redirect: Option<Redirect>,
+}
+
+/// An expected redirect target.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Redirect {
+    /// Scheme.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Host, checked when present.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port; when absent the Location port must be empty or the scheme's default.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// Path.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// TLS the backend saw.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct BackendTls {
+    /// SNI.
+    #[serde(default)]
+    pub tls_sni: Option<String>,
+    /// Client certificate.
+    #[serde(default)]
+    pub tls_client_cert: Option<String>,
+}
+
+/// A mirror backend that must see the request.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Mirror {
+    /// Pod-name prefix.
+    #[serde(default)]
+    pub backend: String,
+    /// Namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// Share of requests mirrored (percent), when only a fraction is.
+    #[serde(default)]
+    pub percent: Option<f64>,
+}
+
+/// A statistical check over many requests.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Distribution {
+    /// Backend → expected share of traffic.
+    #[serde(default)]
+    pub expected_fraction: BTreeMap<String, f64>,
+    /// Requests per round.
+    #[serde(default)]
+    pub requests: Option<usize>,
+    /// Connections per round (TCP).
+    #[serde(default)]
+    pub connections: Option<usize>,
+    /// Allowed absolute deviation.
+    #[serde(default)]
+    pub tolerance_abs: Option<f64>,
+    /// Rounds tried; one passing round suffices.
+    #[serde(default)]
+    pub max_attempts: Option<usize>,
+    /// Requests in flight.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }

@@ -376,6 +376,9 @@ pub enum HttpFilter {
     Mirror(Mirror),
     /// Answer CORS preflights and decorate responses.
     Cors(Cors),
+    /// Answer with a redirect instead of forwarding: a RequestRedirect filter on a backendRef
+    /// (on a rule it is the rule's [`RuleAction::Redirect`]).
+    Redirect(Redirect),
 }
 
 /// Header modifications with lower-case names: `set` replaces, `add` appends (comma-joined

@@ -261,10 +261,14 @@ fn http_backends(
             Some(reason) => Backend::Invalid { reason },
             None => backend,
         };
+        let mut backend_filters = filters.filters;
+        if let Some(redirect) = filters.redirect {
+            backend_filters.push(HttpFilter::Redirect(redirect));
+        }
         out.push(WeightedBackend {
             weight,
             backend,
-            filters: filters.filters,
+            filters: backend_filters,
         });
     }
     out

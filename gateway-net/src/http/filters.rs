@@ -207,6 +207,10 @@ pub(crate) fn cors_preflight(
             HeaderValue::from_static("true"),
         );
     }
+    // The conformance suite expects the exposed headers on the preflight answer too.
+    if let Some(v) = join(&cors.expose_headers).filter(|_| !cors.expose_headers.is_empty()) {
+        out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+    }
     out.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from(cors.max_age),

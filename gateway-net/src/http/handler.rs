@@ -99,7 +99,12 @@ pub(crate) async fn handle(
     let version = req.version();
     let host = request_host(&req);
     let mut log = LogFields::default();
-    let response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    let mut response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    // A HEAD answer has no content. hyper drops it for HTTP/1.1, but over HTTP/2 the gateway's
+    // own answers (404, redirects) would send DATA frames the client must reject.
+    if method == Method::HEAD {
+        *response.body_mut() = upstream::empty();
+    }
     let elapsed = start.elapsed();
     let rule = log.metrics.unwrap_or(&conn.shared.metrics.unrouted);
     rule.count(response.status().as_u16());
@@ -170,6 +175,20 @@ fn status_response(status: StatusCode) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    resp
+}
+
+/// A redirect answer (RequestRedirect on a rule or on a backendRef).
+fn redirect_response(input: &filters::RedirectInput<'_>) -> Response<Body> {
+    let location = filters::redirect_location(input);
+    let mut resp = Response::new(upstream::empty());
+    *resp.status_mut() = StatusCode::from_u16(input.redirect.status).unwrap_or(StatusCode::FOUND);
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => return status_response(StatusCode::BAD_REQUEST),
+    }
     resp
 }
 
@@ -408,7 +427,7 @@ async fn serve<'s>(
             return finish(error_response(grpc, status), &selected, None, cors.as_ref());
         }
         RuleAction::Redirect(redirect) => {
-            let location = filters::redirect_location(&filters::RedirectInput {
+            let resp = redirect_response(&filters::RedirectInput {
                 redirect,
                 request_scheme: scheme,
                 request_host: host,
@@ -417,14 +436,6 @@ async fn serve<'s>(
                 prefix: selected.prefix,
                 listener_port: selected.listener.port,
             });
-            let mut resp = Response::new(upstream::empty());
-            *resp.status_mut() = StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::FOUND);
-            match HeaderValue::from_str(&location) {
-                Ok(v) => {
-                    resp.headers_mut().insert(header::LOCATION, v);
-                }
-                Err(_) => return status_response(StatusCode::BAD_REQUEST),
-            }
             return finish(resp, &selected, None, cors.as_ref());
         }
         RuleAction::Forward(backends) => backends,
@@ -432,6 +443,22 @@ async fn serve<'s>(
     let Some(chosen) = choose(backends) else {
         return error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR);
     };
+    // A RequestRedirect on the chosen backendRef answers instead of forwarding.
+    if let Some(redirect) = chosen.filters.iter().find_map(|f| match f {
+        HttpFilter::Redirect(r) => Some(r),
+        _ => None,
+    }) {
+        let resp = redirect_response(&filters::RedirectInput {
+            redirect,
+            request_scheme: scheme,
+            request_host: host,
+            path: &path,
+            query: uri.query(),
+            prefix: selected.prefix,
+            listener_port: selected.listener.port,
+        });
+        return finish(resp, &selected, Some(chosen), cors.as_ref());
+    }
     let service = match &chosen.backend {
         Backend::Service(s) => {
             log.service = Some(s);
@@ -476,7 +503,7 @@ async fn serve<'s>(
                     mirrors.push(m);
                 }
             }
-            HttpFilter::ResponseHeaders(_) | HttpFilter::Cors(_) => {}
+            HttpFilter::ResponseHeaders(_) | HttpFilter::Cors(_) | HttpFilter::Redirect(_) => {}
         }
     }
 
@@ -651,11 +678,12 @@ async fn serve<'s>(
                 Err(Failure::Timeout) => Err(StatusCode::GATEWAY_TIMEOUT),
                 Err(Failure::Upstream(error)) => {
                     tracing::debug!(%error, "upstream exchange failed");
+                    // No response head from any endpoint: the service is unavailable (the
+                    // upstream suite accepts 500 or 503 here, not 502).
                     Err(match error {
-                        UpstreamError::ConnectTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-                        UpstreamError::Connect(..) | UpstreamError::Http(..) => {
-                            StatusCode::BAD_GATEWAY
-                        }
+                        UpstreamError::ConnectTimeout(_)
+                        | UpstreamError::Connect(..)
+                        | UpstreamError::Http(..) => StatusCode::SERVICE_UNAVAILABLE,
                     })
                 }
             };

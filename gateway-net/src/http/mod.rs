@@ -60,8 +60,9 @@
 //! gRPC calls are answered as trailers-only gRPC statuses (`UNAVAILABLE` 14 for missing or
 //! unreachable backends, `DEADLINE_EXCEEDED` 4 for timeouts, `INTERNAL` 13 otherwise). Other
 //! requests are routed by HTTPRoutes: no match is `404`; an invalid backend `500`; a Service
-//! without endpoints `503`; a refused or failed connection `502` (one attempt per request,
-//! unless a retry policy says otherwise); a connect timeout `503`; `backendRequest` or
+//! without endpoints `503`; a refused or failed connection (no response head) `503`, as the
+//! conformance suite's HTTPRouteRetryConnectionError expects (one attempt per request, unless
+//! a retry policy says otherwise); a connect timeout `503`; `backendRequest` or
 //! `request` timeouts `504`. Timeouts cover the exchange up to the response head; a streaming
 //! response body is not cut by them.
 //!

@@ -206,7 +206,7 @@ async fn metrics_count_every_kind_of_traffic_exactly() {
     let admin = admin.local_addr();
     let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
 
-    // HTTP: 3 × 200, 2 × 404 (no route), 1 × 503 (no endpoint), 1 × 502 (refused).
+    // HTTP: 3 × 200, 2 × 404 (no route), 1 × 503 (no endpoint), 1 × 503 (endpoint refuses the connection).
     for _ in 0..3 {
         assert_eq!(http_get(local(ports.http), "x", "/app", "").await.0, 200);
     }
@@ -219,7 +219,7 @@ async fn metrics_count_every_kind_of_traffic_exactly() {
     assert_eq!(http_get(local(ports.http), "x", "/down", "").await.0, 503);
     assert_eq!(
         http_get(local(ports.http), "x", "/refused", "").await.0,
-        502
+        503
     );
 
     // TCP: 5 bytes each way.

@@ -680,6 +680,63 @@ spec:
     gateway.shutdown().await;
 }
 
+/// Found by the conformance suite (HTTPRouteHTTPSListenerDetectMisdirectedRequests): a request
+/// whose Host belongs to another HTTPS listener of the port than the one the SNI chose is
+/// answered 421, not routed with the other listener's routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_misdirected_request_is_421() {
+    let backend = http_echo("web").await;
+    let port = free_port();
+    let cert = self_signed(&["a.example.com", "b.example.com", "c.example.com"]);
+    let yaml = docs(&[
+        gateway_yaml(&[
+            listener_yaml("any", port, "HTTPS", None, &terminate("cert")),
+            listener_yaml(
+                "b",
+                port,
+                "HTTPS",
+                Some("b.example.com"),
+                &terminate("cert"),
+            ),
+        ]),
+        tls_secret_yaml("default", "cert", &cert.0, &cert.1),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"
+        .to_owned(),
+        service_yaml("default", "web", backend),
+    ]);
+    let gateway = start(&yaml).await;
+    for (sni, host, status) in [
+        ("a.example.com", "a.example.com", "200"),
+        ("b.example.com", "b.example.com", "200"),
+        // The catch-all listener's connection asks for the more specific listener's host.
+        ("a.example.com", "b.example.com", "421"),
+        // And the other way round.
+        ("b.example.com", "c.example.com", "421"),
+    ] {
+        let mut client = connect(port, Some(sni), ALL).await.unwrap();
+        let request = format!("GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        client.stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.stream.read_to_end(&mut response),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&response);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "SNI {sni}, Host {host}: {text}"
+        );
+    }
+    gateway.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn_offered_on_https_only() {
     let (gateway, port, _) = sni_gateway(true).await;
