@@ -415,12 +415,23 @@ fn tls_secrets() -> String {
             indent(&private)
         )
     })
-    .chain(std::iter::once(format!(
-        // The CA bundle BackendTLSPolicies name; only its shape matters to status.
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tls-checks-ca-certificate\n  \
-         namespace: {INFRA}\ndata:\n  ca.crt: |\n{}",
-        indent(&cert)
-    )))
+    .chain(
+        // The CA bundles BackendTLSPolicies and frontend client validation name; only their
+        // shape matters to status.
+        [
+            "tls-checks-ca-certificate",
+            "tls-validity-checks-ca-certificate",
+            "tls-validity-checks-per-port-ca-certificate",
+        ]
+        .iter()
+        .map(|name| {
+            format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  \
+                 namespace: {INFRA}\ndata:\n  ca.crt: |\n{}",
+                indent(&cert)
+            )
+        }),
+    )
     .collect()
 }
 
@@ -506,6 +517,44 @@ fn gateway_invalid_tls_configuration(h: &Harness, errors: &mut Vec<String>) -> S
                 attached: 0,
                 conditions: vec![Cond("ResolvedRefs", false, "InvalidCertificateRef")],
             }],
+        );
+    }
+    done(w, errors);
+    None
+}
+
+fn gateway_invalid_frontend_client_certificate_validation(
+    h: &Harness,
+    errors: &mut Vec<String>,
+) -> Skip {
+    let mut w = h.world(&["tests/gateway-with-invalid-clientcertificate-validation.yaml"]);
+    let gateway = "gateway-with-invalid-client-cert-validation";
+    // Port 443 takes the default validation, whose CA ConfigMap resolves.
+    w.listener(
+        gateway,
+        "https",
+        0,
+        &[
+            Cond("ResolvedRefs", true, "ResolvedRefs"),
+            Cond("Accepted", true, "Accepted"),
+            Cond("Programmed", true, "Programmed"),
+        ],
+    );
+    // The per-port settings of the other listeners each name an unusable CA bundle.
+    for (listener, reason) in [
+        ("https-unresolved", "InvalidCACertificateRef"),
+        ("https-invalid-kind", "InvalidCACertificateKind"),
+        ("https-grant-missing", "RefNotPermitted"),
+    ] {
+        w.listener(
+            gateway,
+            listener,
+            0,
+            &[
+                Cond("ResolvedRefs", false, reason),
+                Cond("Accepted", false, "NoValidCACertificate"),
+                Cond("Programmed", false, ""),
+            ],
         );
     }
     done(w, errors);
@@ -1640,6 +1689,10 @@ fn tests() -> Vec<(&'static str, TestFn)> {
         (
             "GatewayListenerUnsupportedProtocol",
             gateway_listener_unsupported_protocol,
+        ),
+        (
+            "GatewayInvalidFrontendClientCertificateValidation",
+            gateway_invalid_frontend_client_certificate_validation,
         ),
         (
             "GatewaySecretInvalidReferenceGrant",
