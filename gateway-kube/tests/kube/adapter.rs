@@ -240,9 +240,13 @@ async fn entries_of_ours_on_detached_routes_are_removed() {
     assert_eq!(orphan["status"]["parents"], json!([theirs]));
 }
 
-/// One replica: its source, elector and status writer, all through one named client.
+/// One replica: its source, elector and status writer, all through one named client, and its
+/// data plane serving what the source says on its own loopback address.
 struct Replica {
     name: &'static str,
+    gateway: gateway_net::Gateway,
+    /// Where its `http` listener (the seed's port 80) is served.
+    http: std::net::SocketAddr,
     leadership: Leadership,
     stop_election: CancellationToken,
     election: tokio::task::JoinHandle<()>,
@@ -250,7 +254,12 @@ struct Replica {
     _source: KubeSource,
 }
 
-async fn replica(api: &FakeApi, name: &'static str, stop: &CancellationToken) -> Replica {
+async fn replica(
+    api: &FakeApi,
+    name: &'static str,
+    address: [u8; 4],
+    stop: &CancellationToken,
+) -> Replica {
     let client = api.client_as(name);
     let mut lease = LeaseOptions::new("gateway-system", "embedded-gateway", name);
     lease.lease_duration = Duration::from_secs(2);
@@ -266,10 +275,22 @@ async fn replica(api: &FakeApi, name: &'static str, stop: &CancellationToken) ->
     tokio::spawn(sink.run(rx, stop.clone()));
     let mut source = KubeSource::new(client, KubeSourceOptions::new(ENVOY));
     let snapshot = next(&mut source).await;
-    let (_, status) = compile(&snapshot, &compile_options());
+    // The seed's ports shifted by 20 000, on the replica's own address, as pods of one
+    // Deployment each have their own IP.
+    let options = Options {
+        bind_address: std::net::IpAddr::from(address),
+        port_offset: 20_000,
+        ..compile_options()
+    };
+    let (ir, status) = compile(&snapshot, &options);
+    let gateway = gateway_net::Gateway::new(Default::default());
+    let report = gateway.apply(&ir).await;
+    assert!(report.is_complete(), "{report:?}");
     statuses.send_replace(Some(Arc::new(status)));
     Replica {
         name,
+        gateway,
+        http: std::net::SocketAddr::from((address, 20_080)),
         leadership,
         stop_election,
         election,
@@ -295,13 +316,13 @@ fn status_patches(api: &FakeApi, client: &str) -> usize {
 }
 
 #[tokio::test]
-async fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over() {
+async fn of_two_replicas_both_serve_only_the_leader_writes_and_the_other_takes_over() {
     let api = FakeApi::start().await;
     api.apply_dir(&seed_dir()).unwrap();
     let stop = CancellationToken::new();
     let mut replicas = vec![
-        replica(&api, "a", &stop).await,
-        replica(&api, "b", &stop).await,
+        replica(&api, "a", [127, 0, 0, 5], &stop).await,
+        replica(&api, "b", [127, 0, 0, 6], &stop).await,
     ];
     assert!(api.wait_until(WAIT, |api| holder(api).is_some()).await);
     let leader = holder(&api).unwrap();
@@ -317,6 +338,15 @@ async fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over() {
     assert!(!follower.leadership.is_leader());
     assert!(status_patches(&api, old.name) > 0);
     assert_eq!(status_patches(&api, follower.name), 0);
+    // Both serve traffic, leader or not: the seed's HTTP listener redirects to HTTPS.
+    for replica in [&old, follower] {
+        assert_eq!(
+            status_line_of(replica.http, "app.me", "/http-echo").await,
+            "HTTP/1.1 301 Moved Permanently",
+            "replica {}",
+            replica.name
+        );
+    }
 
     // The leader stops: it releases the Lease, the other takes it and writes what changes.
     old.stop_election.cancel();
@@ -334,6 +364,8 @@ async fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over() {
     assert!(status_patches(&api, follower.name) > 0);
     drop(old.statuses);
     stop.cancel();
+    old.gateway.shutdown().await;
+    replicas[0].gateway.shutdown().await;
     let lease = api
         .get(LEASE, "Lease", Some("gateway-system"), "embedded-gateway")
         .unwrap();
@@ -364,11 +396,16 @@ async fn serving_replica(api: &FakeApi, n: u8) -> (KubeSource, gateway_net::Gate
     (source, gateway)
 }
 
-/// The status line of a plain HTTP/1.1 request.
+/// The status line of a plain HTTP/1.1 request for `/shop`.
 async fn status_line(address: std::net::SocketAddr, host: &str) -> String {
+    status_line_of(address, host, "/shop").await
+}
+
+/// The status line of a plain HTTP/1.1 request.
+async fn status_line_of(address: std::net::SocketAddr, host: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET /shop HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
