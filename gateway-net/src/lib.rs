@@ -30,6 +30,10 @@ pub use config::{GatewayConfig, HttpLimits, L4Limits, ListenerConfig, TlsLimits}
 pub use error::Error;
 pub use metrics::Metrics;
 pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue, Readiness};
-/// The ClientHello parser, for the fuzz targets.
+/// Parsers of untrusted input (the ClientHello, the `traceparent` header), for the fuzz
+/// targets.
 #[doc(hidden)]
-pub use tls::fuzzing;
+pub mod fuzzing {
+    pub use crate::http::valid_traceparent;
+    pub use crate::tls::fuzzing::{ClientHello, ClientHelloError, parse_client_hello};
+}

@@ -869,7 +869,7 @@ fn write_hex(out: &mut [u8], mut value: u64) {
 
 /// `version-traceid-parentid-flags`: lower-case hex, ids not all zero, version not `ff`;
 /// version `00` is exactly 55 bytes, later versions may append `-` and more fields.
-fn valid_traceparent(value: &[u8]) -> bool {
+pub fn valid_traceparent(value: &[u8]) -> bool {
     let hex = |part: &[u8]| {
         part.iter()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))

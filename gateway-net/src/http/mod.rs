@@ -90,6 +90,8 @@
 
 mod filters;
 mod handler;
+
+pub use handler::valid_traceparent;
 mod upstream;
 
 use std::sync::Arc;

@@ -31,7 +31,7 @@ use client_hello::{ClientHello, ClientHelloError, parse_client_hello};
 
 /// Entry points for fuzzing and benchmarks; not a stable API.
 #[doc(hidden)]
-pub mod fuzzing {
+pub(crate) mod fuzzing {
     pub use super::client_hello::{ClientHello, ClientHelloError, parse_client_hello};
 }
 
