@@ -418,11 +418,13 @@ async fn tcp_connection_limit_holds_across_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_idle_timeout_closes_both_sides() {
     let port = free_port();
-    let mut config = GatewayConfig::default();
+    // Splice on (where the system has it): the watchdog sees the spliced bytes too.
+    let mut config = splice_config(true);
     config.l4.tcp_idle_timeout = Duration::from_millis(300);
-    let _gw = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
+    let gw = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
     let mut stream = connect(port).await;
     assert_eq!(roundtrip(&mut stream, b"hi").await, b"hi");
+    assert_eq!(spliced(&gw), if SPLICES { 1.0 } else { 0.0 });
     let started = Instant::now();
     let rest = read_to_end_within(&mut stream, Duration::from_secs(5)).await;
     assert!(rest.is_empty());
@@ -438,7 +440,7 @@ async fn tcp_route_change_keeps_open_connections() {
     let port = free_port();
     let a = tcp_tagged("A").await;
     let b = tcp_tagged("B").await;
-    let gateway = start(&tcp_yaml(port, a)).await;
+    let gateway = start_with(&tcp_yaml(port, a), splice_config(true)).await;
     let mut old = connect(port).await;
     assert_eq!(read_n(&mut old, 1).await, b"A");
     assert!(
@@ -456,11 +458,13 @@ async fn tcp_route_change_keeps_open_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_removed_listener_drains() {
     let port = free_port();
-    let mut config = GatewayConfig::default();
+    // Splice on (where the system has it): the drain deadline ends a spliced copy too.
+    let mut config = splice_config(true);
     config.listener.drain_timeout = Duration::from_millis(1500);
     let gateway = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
     let mut open = connect(port).await;
     assert_eq!(roundtrip(&mut open, b"before").await, b"before");
+    assert_eq!(spliced(&gateway), if SPLICES { 1.0 } else { 0.0 });
     // A configuration without the listener.
     let other = gateway_yaml(&[("other", "TCP", free_port())]);
     gateway.apply(&compile_yaml_any(&other)).await;
