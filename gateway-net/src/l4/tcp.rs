@@ -1,4 +1,13 @@
 //! TCP listeners and the stream proxy shared with TLS.
+//!
+//! Once the backend is connected, the bytes are moved one of two ways. By default they are
+//! copied through user-space buffers that grow with the flow ([`super::copy`]). With
+//! `L4Limits::tcp_splice` on Linux, two plain TCP sockets (TCP listeners, TLS passthrough once
+//! the peeked ClientHello is written) are joined in the kernel with splice(2) through a pipe
+//! per direction ([`super::splice`]); when the pipes cannot be created (descriptor limit, pipe
+//! quota) that is counted, logged at debug, and the connection copied instead. TLS terminate
+//! is always copied. Both ways pass each side's FIN on, end both sides on an error, count the
+//! same bytes and share the idle watchdog and the drain deadline.
 
 use std::io;
 use std::pin::Pin;
@@ -17,6 +26,28 @@ use super::copy::{BufferSizes, copy_bidirectional};
 use super::{Pick, TcpStats, pick, socket_route};
 use crate::runtime::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
+
+/// A client stream [`proxy_stream`] serves: a plain TCP socket can be spliced, anything else
+/// (a TLS stream) is copied in user space.
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + Sized {
+    /// The plain TCP socket this stream is, or the stream back.
+    // Only the Linux splice path asks.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Err(self)
+    }
+}
+
+impl ClientStream for TcpStream {
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientStream
+    for tokio_rustls::server::TlsStream<IO>
+{
+}
 
 /// The configuration of one TCP socket.
 #[derive(Debug)]
@@ -90,21 +121,20 @@ pub(crate) async fn serve_tcp(state: Arc<TcpBindState>, stream: TcpStream, ctx: 
 
 /// Forwards a client byte stream to one of `backends` (chosen by weight): writes `prefix`
 /// first (the ClientHello a TLS passthrough peeked), then copies both directions until both
-/// sides are done. Used by TCP listeners and by TLS passthrough/terminate listeners.
+/// sides are done. Used by TCP listeners and by TLS passthrough/terminate listeners. A plain
+/// TCP client is spliced on Linux when `L4Limits::tcp_splice` is on (see the module docs).
 ///
 /// An invalid backend's share, a backend without ready endpoints, a refused connect or one
 /// slower than `L4Limits::connect_timeout` close the client connection. Once connected, each
 /// side's FIN is passed on while the other direction keeps flowing; an error on either side,
 /// `L4Limits::tcp_idle_timeout` without traffic, or the drain deadline (`ctx.kill`) close
 /// both.
-pub(crate) async fn proxy_stream<IO>(
+pub(crate) async fn proxy_stream<IO: ClientStream>(
     client: IO,
     prefix: Bytes,
     backends: &[ir::WeightedBackend],
     ctx: &ConnCtx,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) {
     let l4 = &ctx.shared.l4;
     let stats = &l4.streams;
     let limits = &ctx.shared.config.l4;
@@ -158,7 +188,52 @@ pub(crate) async fn proxy_stream<IO>(
             return;
         }
     }
+    #[cfg(target_os = "linux")]
+    let client = if limits.tcp_splice {
+        match client.into_tcp() {
+            Ok(client) => {
+                splice_or_copy(client, upstream, ctx, super::splice::Pipes::new()).await;
+                return;
+            }
+            Err(client) => client,
+        }
+    } else {
+        client
+    };
     copy_both_ways(client, upstream, ctx).await;
+}
+
+/// Splices `client` and `upstream` through `pipes`, or copies them in user space when the
+/// pipes could not be created.
+#[cfg(target_os = "linux")]
+async fn splice_or_copy(
+    client: TcpStream,
+    upstream: TcpStream,
+    ctx: &ConnCtx,
+    pipes: io::Result<super::splice::Pipes>,
+) {
+    let stats = &ctx.shared.l4.streams;
+    match pipes {
+        Ok(pipes) => {
+            stats.spliced.fetch_add(1, Ordering::Relaxed);
+            let activity = Activity::new();
+            let counts = super::splice::Spliced::default();
+            let copy =
+                super::splice::splice_bidirectional(&client, &upstream, &pipes, &counts, &activity);
+            let end = supervise(copy, &activity, ctx).await;
+            finish(
+                end,
+                counts.a_to_b.load(Ordering::Relaxed),
+                counts.b_to_a.load(Ordering::Relaxed),
+                ctx,
+            );
+        }
+        Err(error) => {
+            stats.splice_fallbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = %ctx.peer, %error, "no pipes for splice; copying in user space");
+            copy_both_ways(client, upstream, ctx).await;
+        }
+    }
 }
 
 /// How a copy ended.
@@ -169,54 +244,94 @@ enum End {
     Killed,
 }
 
+/// When either side last sent something, for the idle watchdog.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last read on either side: the idle watchdog sleeps
+    /// until it is old enough, instead of resetting a timer on every read.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that something was read just now.
+    pub(crate) fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+}
+
 async fn copy_both_ways<IO>(client: IO, upstream: TcpStream, ctx: &ConnCtx)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let limits = &ctx.shared.config.l4;
-    let stats = &ctx.shared.l4.streams;
-    let start = Instant::now();
-    // Milliseconds since `start` of the last read on either side: the idle watchdog sleeps
-    // until it is old enough, instead of resetting a timer on every read.
-    let last = AtomicU64::new(0);
-    let mut client = Tracked::new(client, &last, start);
-    let mut upstream = Tracked::new(upstream, &last, start);
-    let idle = limits.tcp_idle_timeout;
+    let activity = Activity::new();
+    let mut client = Tracked::new(client, &activity);
+    let mut upstream = Tracked::new(upstream, &activity);
     let sizes = BufferSizes {
         initial: limits.tcp_buffer_initial,
         max: limits.tcp_buffer_max,
     };
     let end = {
-        let copy = copy_bidirectional(&mut client, &mut upstream, sizes);
-        let watchdog = async {
-            loop {
-                let seen = last.load(Ordering::Relaxed);
-                match (start + Duration::from_millis(seen)).checked_add(idle) {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    // An idle timeout too large to add (`Duration::MAX`): never idle.
-                    None => std::future::pending::<()>().await,
-                }
-                if last.load(Ordering::Relaxed) == seen {
-                    break;
-                }
-            }
+        let copy = async {
+            copy_bidirectional(&mut client, &mut upstream, sizes)
+                .await
+                .map(|_| ())
         };
-        tokio::select! {
-            biased;
-            () = ctx.kill.cancelled() => End::Killed,
-            () = watchdog => End::Idle,
-            copied = copy => match copied {
-                Ok(_) => End::Done,
-                Err(error) => End::Error(error),
-            },
+        supervise(copy, &activity, ctx).await
+    };
+    finish(end, client.bytes, upstream.bytes, ctx);
+    // Both streams are dropped here, which closes them.
+}
+
+/// Runs `copy` until it ends, both sides stay quiet for `L4Limits::tcp_idle_timeout`, or the
+/// drain deadline passes.
+async fn supervise(
+    copy: impl Future<Output = io::Result<()>>,
+    activity: &Activity,
+    ctx: &ConnCtx,
+) -> End {
+    let idle = ctx.shared.config.l4.tcp_idle_timeout;
+    let watchdog = async {
+        loop {
+            let seen = activity.last.load(Ordering::Relaxed);
+            match (activity.start + Duration::from_millis(seen)).checked_add(idle) {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                // An idle timeout too large to add (`Duration::MAX`): never idle.
+                None => std::future::pending::<()>().await,
+            }
+            if activity.last.load(Ordering::Relaxed) == seen {
+                break;
+            }
         }
     };
-    stats
-        .bytes_upstream
-        .fetch_add(client.bytes, Ordering::Relaxed);
+    tokio::select! {
+        biased;
+        () = ctx.kill.cancelled() => End::Killed,
+        () = watchdog => End::Idle,
+        copied = copy => match copied {
+            Ok(()) => End::Done,
+            Err(error) => End::Error(error),
+        },
+    }
+}
+
+/// Counts a finished stream: `upstream` bytes read from the client, `downstream` from the
+/// backend.
+fn finish(end: End, upstream: u64, downstream: u64, ctx: &ConnCtx) {
+    let stats = &ctx.shared.l4.streams;
+    stats.bytes_upstream.fetch_add(upstream, Ordering::Relaxed);
     stats
         .bytes_downstream
-        .fetch_add(upstream.bytes, Ordering::Relaxed);
+        .fetch_add(downstream, Ordering::Relaxed);
     match end {
         End::Done => {}
         End::Error(error) => {
@@ -225,6 +340,7 @@ where
         }
         End::Idle => {
             stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+            let idle = ctx.shared.config.l4.tcp_idle_timeout;
             tracing::debug!(peer = %ctx.peer, ?idle, "idle; closing both sides");
         }
         End::Killed => {
@@ -232,23 +348,20 @@ where
             tracing::debug!(peer = %ctx.peer, "drain deadline passed; closing both sides");
         }
     }
-    // Both streams are dropped here, which closes them.
 }
 
 /// A stream that notes when it last read something and how much it read.
 struct Tracked<'a, IO> {
     io: IO,
-    last: &'a AtomicU64,
-    start: Instant,
+    activity: &'a Activity,
     bytes: u64,
 }
 
 impl<'a, IO> Tracked<'a, IO> {
-    fn new(io: IO, last: &'a AtomicU64, start: Instant) -> Self {
+    fn new(io: IO, activity: &'a Activity) -> Self {
         Tracked {
             io,
-            last,
-            start,
+            activity,
             bytes: 0,
         }
     }
@@ -266,8 +379,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<'_, IO> {
         let read = buf.filled().len().saturating_sub(before);
         if read > 0 {
             this.bytes += read as u64;
-            let now = u64::try_from(this.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            this.last.store(now, Ordering::Relaxed);
+            this.activity.touch();
         }
         polled
     }
@@ -300,5 +412,80 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, IO> {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use super::*;
+    use crate::GatewayConfig;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use tokio_util::sync::CancellationToken;
+
+    /// Two connected loopback sockets.
+    async fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (connected, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        (connected.unwrap(), accepted.unwrap().0)
+    }
+
+    /// Proxies one connection through `splice_or_copy` with `pipes`; checks that bytes flow
+    /// both ways with half-close, and returns the gateway's stream counters.
+    async fn proxy_with(pipes: io::Result<super::super::splice::Pipes>) -> Arc<Shared> {
+        let shared = Shared::new(GatewayConfig::default());
+        let (mut client, gateway_client) = socket_pair().await;
+        let (gateway_upstream, mut backend) = socket_pair().await;
+        let ctx = ConnCtx {
+            peer: client.local_addr().unwrap(),
+            local: gateway_client.local_addr().unwrap(),
+            graceful: CancellationToken::new(),
+            kill: CancellationToken::new(),
+            shared: shared.clone(),
+        };
+        let proxy = tokio::spawn(async move {
+            splice_or_copy(gateway_client, gateway_upstream, &ctx, pipes).await;
+        });
+        let data = vec![5u8; 200_000];
+        client.write_all(&data).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        backend.read_to_end(&mut got).await.unwrap();
+        assert!(got == data);
+        backend
+            .write_all(b"reply after the client's FIN")
+            .await
+            .unwrap();
+        backend.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, b"reply after the client's FIN");
+        proxy.await.unwrap();
+        let streams = &shared.l4.streams;
+        assert_eq!(streams.bytes_upstream.load(Ordering::Relaxed), 200_000);
+        assert_eq!(streams.bytes_downstream.load(Ordering::Relaxed), 28);
+        assert_eq!(streams.errors.load(Ordering::Relaxed), 0);
+        shared
+    }
+
+    #[tokio::test]
+    async fn spliced_when_pipes_exist() {
+        let shared = proxy_with(super::super::splice::Pipes::new()).await;
+        let streams = &shared.l4.streams;
+        assert_eq!(streams.spliced.load(Ordering::Relaxed), 1);
+        assert_eq!(streams.splice_fallbacks.load(Ordering::Relaxed), 0);
+    }
+
+    /// Pipes that could not be created (here: the descriptor limit, EMFILE) do not fail the
+    /// connection: it is copied in user space and the fallback counted.
+    #[tokio::test]
+    async fn copied_when_pipes_cannot_be_created() {
+        let emfile = io::Error::from_raw_os_error(24);
+        let shared = proxy_with(Err(emfile)).await;
+        let streams = &shared.l4.streams;
+        assert_eq!(streams.spliced.load(Ordering::Relaxed), 0);
+        assert_eq!(streams.splice_fallbacks.load(Ordering::Relaxed), 1);
     }
 }

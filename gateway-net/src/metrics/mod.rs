@@ -21,12 +21,12 @@
 //! The number of series is
 //!
 //! ```text
-//! 5 × R + 38 × L + 2 × B + 4 × T + 13 × U + 61
+//! 5 × R + 38 × L + 2 × B + 4 × T + 13 × U + 63
 //! ```
 //!
 //! where R counts (listener, route, rule) triples of HTTPRoutes and GRPCRoutes, L the HTTP
 //! and HTTPS listeners, B the TCP sockets bound, T the TCP listeners and U the UDP sockets.
-//! 5 000 single-rule routes on one listener make 25 101 series (a test checks it).
+//! 5 000 single-rule routes on one listener make 25 103 series (a test checks it).
 //!
 //! The metric names, types and labels are listed in the README.
 
@@ -657,6 +657,19 @@ fn encode_l4(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Resul
         &[("direction", "downstream")],
         load(&streams.bytes_downstream),
     )?;
+    let mut m = encoder.encode_descriptor(
+        "gateway_tcp_splice",
+        "TCP and TLS passthrough streams with L4Limits::tcp_splice on (Linux): spliced in the \
+         kernel, or copied in user space because their pipes could not be created",
+        None,
+        MetricType::Counter,
+    )?;
+    for (outcome, value) in [
+        ("spliced", &streams.spliced),
+        ("fallback", &streams.splice_fallbacks),
+    ] {
+        counter(&mut m, &[("outcome", outcome)], load(value))?;
+    }
     let mut m = encoder.encode_descriptor(
         "gateway_tcp_streams_closed",
         "TCP and TLS streams to a backend closed by the gateway: idle timeout, drain deadline, \

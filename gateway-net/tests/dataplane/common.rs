@@ -236,3 +236,22 @@ pub(crate) async fn read_to_end_within(
     let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
     out
 }
+
+/// The value of one series (`name{labels}`) of a gateway's metrics, if present.
+pub(crate) fn metric(gateway: &Gateway, series: &str) -> Option<f64> {
+    let mut text = String::new();
+    gateway
+        .metrics()
+        .encode(&mut text)
+        .expect("writing to a String");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Streams spliced by `gateway` (counted when the copy starts, so no waiting needed).
+pub(crate) fn spliced(gateway: &Gateway) -> f64 {
+    metric(gateway, r#"gateway_tcp_splice_total{outcome="spliced"}"#).expect("splice counter")
+}
+
+/// Whether the default configuration splices on this system.
+pub(crate) const SPLICES: bool = cfg!(target_os = "linux");

@@ -8,8 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::common::{
-    CLASS, compile_yaml, compile_yaml_any, free_port, free_udp_port, read_to_end_within, start,
-    start_with, tcp_echo, udp_echo,
+    CLASS, SPLICES, compile_yaml, compile_yaml_any, free_port, free_udp_port, metric,
+    read_to_end_within, spliced, start, start_with, tcp_echo, udp_echo,
 };
 
 const NS: &str = "l4";
@@ -169,10 +169,19 @@ async fn tcp_echo_through_gateway() {
     assert_eq!(roundtrip(&mut stream, b"again").await, b"again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_half_close_still_reads_the_echo() {
+/// A configuration with splice(2) on (where the system has it) or off.
+fn splice_config(on: bool) -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.l4.tcp_splice = on;
+    config
+}
+
+/// The client's FIN reaches the backend while the echo keeps coming back; the connection
+/// went the way `config` says.
+async fn half_close_still_reads_the_echo(config: GatewayConfig) {
+    let splice = config.l4.tcp_splice && SPLICES;
     let port = free_port();
-    let _gw = start(&tcp_yaml(port, tcp_echo().await)).await;
+    let gw = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
     let mut stream = connect(port).await;
     let data = vec![7u8; 300_000];
     stream.write_all(&data).await.unwrap();
@@ -180,6 +189,73 @@ async fn tcp_half_close_still_reads_the_echo() {
     let back = read_to_end_within(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(back.len(), data.len());
     assert!(back == data);
+    assert_eq!(spliced(&gw), if splice { 1.0 } else { 0.0 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_half_close_still_reads_the_echo() {
+    half_close_still_reads_the_echo(splice_config(true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_half_close_still_reads_the_echo_without_splice() {
+    half_close_still_reads_the_echo(splice_config(false)).await;
+}
+
+/// The other half-close: the backend's FIN reaches the client first, and the client's bytes
+/// still reach the backend afterwards.
+async fn backend_half_close_keeps_the_client_direction(config: GatewayConfig) {
+    let splice = config.l4.tcp_splice && SPLICES;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (got_tx, got_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"greeting, then FIN").await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        let _ = got_tx.send(got);
+    });
+    let port = free_port();
+    let gw = start_with(&tcp_yaml(port, backend), config).await;
+    let mut stream = connect(port).await;
+    let greeting = read_to_end_within(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(greeting, b"greeting, then FIN", "greeting and EOF");
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i % 253) as u8).collect();
+    stream.write_all(&data).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), got_rx)
+        .await
+        .expect("the backend reads to its EOF")
+        .unwrap();
+    assert!(got == data, "{} bytes of {} arrived", got.len(), data.len());
+    assert_eq!(spliced(&gw), if splice { 1.0 } else { 0.0 });
+    // Both directions ended cleanly: the bytes are counted, no error.
+    let upstream = r#"gateway_tcp_bytes_total{direction="upstream"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&gw, upstream) != Some(data.len() as f64) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&gw, upstream), Some(data.len() as f64));
+    assert_eq!(
+        metric(&gw, r#"gateway_tcp_bytes_total{direction="downstream"}"#),
+        Some(18.0)
+    );
+    assert_eq!(
+        metric(&gw, r#"gateway_tcp_streams_closed_total{reason="error"}"#),
+        Some(0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_backend_half_close_keeps_the_client_direction() {
+    backend_half_close_keeps_the_client_direction(splice_config(true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_backend_half_close_keeps_the_client_direction_without_splice() {
+    backend_half_close_keeps_the_client_direction(splice_config(false)).await;
 }
 
 /// 64 KiB block `i` of the test pattern: pseudo-random bytes with the block number stamped in
@@ -197,11 +273,12 @@ fn block(i: u64) -> Vec<u8> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_100_mb_byte_for_byte() {
+/// 100 MiB echoed through the gateway arrive complete and in order, the way `config` says.
+async fn hundred_mb_byte_for_byte(config: GatewayConfig) {
     const BLOCKS: u64 = 1600; // 1600 × 64 KiB = 100 MiB
+    let splice = config.l4.tcp_splice && SPLICES;
     let port = free_port();
-    let _gw = start(&tcp_yaml(port, tcp_echo().await)).await;
+    let gw = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
     let started = Instant::now();
     let stream = connect(port).await;
     let (mut r, mut w) = stream.into_split();
@@ -244,10 +321,21 @@ async fn tcp_100_mb_byte_for_byte() {
     }
     writer.await.unwrap();
     assert_eq!(total, BLOCKS * 65536);
+    assert_eq!(spliced(&gw), if splice { 1.0 } else { 0.0 });
     println!(
-        "100 MiB echoed through the gateway in {:?}",
+        "100 MiB echoed through the gateway (splice {splice}) in {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_100_mb_byte_for_byte() {
+    hundred_mb_byte_for_byte(splice_config(true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_100_mb_byte_for_byte_without_splice() {
+    hundred_mb_byte_for_byte(splice_config(false)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,11 +418,13 @@ async fn tcp_connection_limit_holds_across_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_idle_timeout_closes_both_sides() {
     let port = free_port();
-    let mut config = GatewayConfig::default();
+    // Splice on (where the system has it): the watchdog sees the spliced bytes too.
+    let mut config = splice_config(true);
     config.l4.tcp_idle_timeout = Duration::from_millis(300);
-    let _gw = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
+    let gw = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
     let mut stream = connect(port).await;
     assert_eq!(roundtrip(&mut stream, b"hi").await, b"hi");
+    assert_eq!(spliced(&gw), if SPLICES { 1.0 } else { 0.0 });
     let started = Instant::now();
     let rest = read_to_end_within(&mut stream, Duration::from_secs(5)).await;
     assert!(rest.is_empty());
@@ -350,7 +440,7 @@ async fn tcp_route_change_keeps_open_connections() {
     let port = free_port();
     let a = tcp_tagged("A").await;
     let b = tcp_tagged("B").await;
-    let gateway = start(&tcp_yaml(port, a)).await;
+    let gateway = start_with(&tcp_yaml(port, a), splice_config(true)).await;
     let mut old = connect(port).await;
     assert_eq!(read_n(&mut old, 1).await, b"A");
     assert!(
@@ -368,11 +458,13 @@ async fn tcp_route_change_keeps_open_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_removed_listener_drains() {
     let port = free_port();
-    let mut config = GatewayConfig::default();
+    // Splice on (where the system has it): the drain deadline ends a spliced copy too.
+    let mut config = splice_config(true);
     config.listener.drain_timeout = Duration::from_millis(1500);
     let gateway = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
     let mut open = connect(port).await;
     assert_eq!(roundtrip(&mut open, b"before").await, b"before");
+    assert_eq!(spliced(&gateway), if SPLICES { 1.0 } else { 0.0 });
     // A configuration without the listener.
     let other = gateway_yaml(&[("other", "TCP", free_port())]);
     gateway.apply(&compile_yaml_any(&other)).await;

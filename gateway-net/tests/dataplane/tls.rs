@@ -453,10 +453,18 @@ async fn tls_terminate_forwards_plaintext_to_tcp() {
     let echo = tcp_echo().await;
     let port = free_port();
     let cert = self_signed(&["term.example.com"]);
-    let gateway = start(&terminate_yaml(port, &cert, echo)).await;
+    // Splice on: the decrypted bytes still go through user space.
+    let mut config = GatewayConfig::default();
+    config.l4.tcp_splice = true;
+    let gateway = start_with(&terminate_yaml(port, &cert, echo), config).await;
     let mut client = connect(port, Some("term.example.com"), ALL).await.unwrap();
     assert_eq!(client.cert, der(&cert.0));
     echo_roundtrip(&mut client.stream, "hello through terminated TLS").await;
+    assert_eq!(
+        spliced(&gateway),
+        0.0,
+        "decrypted bytes are copied in user space"
+    );
     // A name no TLSRoute takes: closed before any certificate is shown.
     assert!(connect(port, Some("other.example.com"), ALL).await.is_err());
     // Closed first, so shutdown does not wait out the drain deadline.
@@ -508,7 +516,9 @@ async fn tls_passthrough_routes_by_sni_untouched() {
         service_yaml("default", "one", one),
         service_yaml("default", "two", two),
     ]);
-    let gateway = start(&yaml).await;
+    let mut config = GatewayConfig::default();
+    config.l4.tcp_splice = true;
+    let gateway = start_with(&yaml, config).await;
     for (sni, cert, name) in [
         ("one.example.com", &one_cert, "one"),
         ("two.example.com", &two_cert, "two"),
@@ -520,6 +530,8 @@ async fn tls_passthrough_routes_by_sni_untouched() {
         assert_eq!(greeting, format!("{name}\n").as_bytes());
         echo_roundtrip(&mut stream, "end to end").await;
     }
+    // Both passthrough connections went socket to socket in the kernel.
+    assert_eq!(spliced(&gateway), if SPLICES { 2.0 } else { 0.0 });
     // Unknown SNI: closed, no certificate, no alert.
     assert!(connect(port, Some("three.example.com"), ALL).await.is_err());
     let mut raw = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
