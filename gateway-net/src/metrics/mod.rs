@@ -446,6 +446,38 @@ fn gauge(m: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, value: i64) ->
     m.encode_family(labels)?.encode_gauge(&value)
 }
 
+/// One metric family: its descriptor, then one sample per row of labels and value (a counter,
+/// or a gauge for `MetricType::Gauge`).
+fn family<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let gauge_family = matches!(kind, MetricType::Gauge);
+    let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in rows {
+        if gauge_family {
+            gauge(&mut m, &labels, signed(value))?;
+        } else {
+            counter(&mut m, &labels, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a UDP family: per socket, a `bind` label and `label` naming each value.
+fn per_socket<'a, const N: usize>(
+    udp: &'a [(String, Arc<crate::l4::UdpStats>)],
+    label: &'static str,
+    values: impl Fn(&crate::l4::UdpStats) -> [(&'static str, u64); N] + 'a,
+) -> impl Iterator<Item = ([(&'static str, &'a str); 2], u64)> + 'a {
+    udp.iter().flat_map(move |(bind, s)| {
+        values(s).map(|(word, value)| ([("bind", bind.as_str()), (label, word)], value))
+    })
+}
+
 fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
@@ -558,25 +590,24 @@ fn encode_connections(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> f
             .map(|(a, c)| (a.to_string(), c.clone()))
             .collect()
     };
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_downstream_connections_active",
         "Client connections open now, by bound TCP socket",
-        None,
         MetricType::Gauge,
+        binds
+            .iter()
+            .map(|(bind, c)| ([("bind", bind.as_str())], load(&c.active))),
     )?;
-    for (bind, c) in &binds {
-        gauge(&mut m, &[("bind", bind.as_str())], signed(load(&c.active)))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_downstream_connections",
         "Client connections accepted, by bound TCP socket",
-        None,
         MetricType::Counter,
-    )?;
-    for (bind, c) in &binds {
-        counter(&mut m, &[("bind", bind.as_str())], load(&c.total))?;
-    }
-    Ok(())
+        binds
+            .iter()
+            .map(|(bind, c)| ([("bind", bind.as_str())], load(&c.total))),
+    )
 }
 
 fn encode_l4(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
@@ -592,111 +623,97 @@ fn encode_l4(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Resul
             )
         })
         .collect();
-    let mut m = encoder.encode_descriptor(
+    let listener = |gateway: &'_ String, listener: &'_ String| {
+        [("gateway", gateway.clone()), ("listener", listener.clone())]
+    };
+    family(
+        encoder,
         "gateway_tcp_connections",
         "Connections accepted by TCP listeners",
-        None,
         MetricType::Counter,
+        tcp.iter()
+            .map(|(g, l, s)| (listener(g, l), load(&s.accepted))),
     )?;
-    for (gateway, listener, s) in &tcp {
-        let labels = [
-            ("gateway", gateway.as_str()),
-            ("listener", listener.as_str()),
-        ];
-        counter(&mut m, &labels, load(&s.accepted))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_tcp_connections_active",
         "Connections of TCP listeners open now",
-        None,
         MetricType::Gauge,
+        tcp.iter().map(|(g, l, s)| {
+            let active = u64::try_from(s.active.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
+            (listener(g, l), active)
+        }),
     )?;
-    for (gateway, listener, s) in &tcp {
-        let labels = [
-            ("gateway", gateway.as_str()),
-            ("listener", listener.as_str()),
-        ];
-        let active = u64::try_from(s.active.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
-        gauge(&mut m, &labels, signed(active))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_tcp_connections_rejected",
         "Connections of TCP listeners closed at once: over the connection limit, or no TCPRoute",
-        None,
         MetricType::Counter,
+        tcp.iter().flat_map(|(g, l, s)| {
+            [
+                ("over_limit", &s.rejected_over_limit),
+                ("no_route", &s.no_route),
+            ]
+            .map(|(reason, value)| {
+                let [gateway, listener] = listener(g, l);
+                (
+                    [gateway, listener, ("reason", reason.to_owned())],
+                    load(value),
+                )
+            })
+        }),
     )?;
-    for (gateway, listener, s) in &tcp {
-        for (reason, value) in [
-            ("over_limit", &s.rejected_over_limit),
-            ("no_route", &s.no_route),
-        ] {
-            let labels = [
-                ("gateway", gateway.as_str()),
-                ("listener", listener.as_str()),
-                ("reason", reason),
-            ];
-            counter(&mut m, &labels, load(value))?;
-        }
-    }
 
     let streams = &shared.l4.streams;
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_tcp_bytes",
         "Bytes proxied by TCP, TLS passthrough and TLS terminate streams, counted when a stream \
          ends: upstream = client to backend, downstream = backend to client",
-        None,
         MetricType::Counter,
+        [
+            ("upstream", &streams.bytes_upstream),
+            ("downstream", &streams.bytes_downstream),
+        ]
+        .map(|(direction, value)| ([("direction", direction)], load(value))),
     )?;
-    counter(
-        &mut m,
-        &[("direction", "upstream")],
-        load(&streams.bytes_upstream),
-    )?;
-    counter(
-        &mut m,
-        &[("direction", "downstream")],
-        load(&streams.bytes_downstream),
-    )?;
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_tcp_splice",
         "TCP and TLS passthrough streams with L4Limits::tcp_splice on (Linux): spliced in the \
          kernel, or copied in user space because their pipes could not be created",
-        None,
         MetricType::Counter,
+        [
+            ("spliced", &streams.spliced),
+            ("fallback", &streams.splice_fallbacks),
+        ]
+        .map(|(outcome, value)| ([("outcome", outcome)], load(value))),
     )?;
-    for (outcome, value) in [
-        ("spliced", &streams.spliced),
-        ("fallback", &streams.splice_fallbacks),
-    ] {
-        counter(&mut m, &[("outcome", outcome)], load(value))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_tcp_streams_closed",
         "TCP and TLS streams to a backend closed by the gateway: idle timeout, drain deadline, \
          I/O error",
-        None,
         MetricType::Counter,
+        [
+            ("idle", &streams.idle_closed),
+            ("drain", &streams.killed),
+            ("error", &streams.errors),
+        ]
+        .map(|(reason, value)| ([("reason", reason)], load(value))),
     )?;
-    for (reason, value) in [
-        ("idle", &streams.idle_closed),
-        ("drain", &streams.killed),
-        ("error", &streams.errors),
-    ] {
-        counter(&mut m, &[("reason", reason)], load(value))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_tcp_streams_rejected",
         "TCP and TLS streams closed before connecting: the chosen backend is invalid or has no \
          ready endpoint",
-        None,
         MetricType::Counter,
+        [
+            ("invalid_backend", &streams.rejected_invalid_backend),
+            ("no_endpoint", &streams.no_endpoint),
+        ]
+        .map(|(reason, value)| ([("reason", reason)], load(value))),
     )?;
-    for (reason, value) in [
-        ("invalid_backend", &streams.rejected_invalid_backend),
-        ("no_endpoint", &streams.no_endpoint),
-    ] {
-        counter(&mut m, &[("reason", reason)], load(value))?;
-    }
 
     let udp: Vec<_> = shared
         .l4
@@ -704,110 +721,83 @@ fn encode_l4(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Resul
         .into_iter()
         .map(|(a, s)| (a.to_string(), s))
         .collect();
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_datagrams",
         "Datagrams of UDP sockets: received from clients, forwarded to backends, sent to clients",
-        None,
         MetricType::Counter,
+        per_socket(&udp, "direction", |s| {
+            [
+                ("received", load(&s.datagrams_in)),
+                ("forwarded", load(&s.datagrams_upstream)),
+                ("sent", load(&s.datagrams_out)),
+            ]
+        }),
     )?;
-    for (bind, s) in &udp {
-        for (direction, value) in [
-            ("received", &s.datagrams_in),
-            ("forwarded", &s.datagrams_upstream),
-            ("sent", &s.datagrams_out),
-        ] {
-            counter(
-                &mut m,
-                &[("bind", bind.as_str()), ("direction", direction)],
-                load(value),
-            )?;
-        }
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_bytes",
         "Payload bytes of UDP sockets: received from clients, sent to clients",
-        None,
         MetricType::Counter,
+        per_socket(&udp, "direction", |s| {
+            [
+                ("received", load(&s.bytes_in)),
+                ("sent", load(&s.bytes_out)),
+            ]
+        }),
     )?;
-    for (bind, s) in &udp {
-        for (direction, value) in [("received", &s.bytes_in), ("sent", &s.bytes_out)] {
-            counter(
-                &mut m,
-                &[("bind", bind.as_str()), ("direction", direction)],
-                load(value),
-            )?;
-        }
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_datagrams_dropped",
         "Datagrams of UDP sockets dropped: too large, rejected by the route, send failed",
-        None,
         MetricType::Counter,
+        per_socket(&udp, "reason", |s| {
+            [
+                ("too_large", load(&s.dropped_too_large)),
+                ("rejected", load(&s.dropped_rejected)),
+                ("send_failed", load(&s.dropped_send_failed)),
+            ]
+        }),
     )?;
-    for (bind, s) in &udp {
-        for (reason, value) in [
-            ("too_large", &s.dropped_too_large),
-            ("rejected", &s.dropped_rejected),
-            ("send_failed", &s.dropped_send_failed),
-        ] {
-            counter(
-                &mut m,
-                &[("bind", bind.as_str()), ("reason", reason)],
-                load(value),
-            )?;
-        }
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_upstream_errors",
         "Errors reported by the upstream sockets of UDP sessions (ICMP unreachable and the like)",
-        None,
         MetricType::Counter,
+        udp.iter()
+            .map(|(bind, s)| ([("bind", bind.as_str())], load(&s.upstream_errors))),
     )?;
-    for (bind, s) in &udp {
-        counter(&mut m, &[("bind", bind.as_str())], load(&s.upstream_errors))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_sessions",
         "UDP sessions (client addresses) created",
-        None,
         MetricType::Counter,
+        udp.iter()
+            .map(|(bind, s)| ([("bind", bind.as_str())], load(&s.sessions_created))),
     )?;
-    for (bind, s) in &udp {
-        counter(
-            &mut m,
-            &[("bind", bind.as_str())],
-            load(&s.sessions_created),
-        )?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_sessions_active",
         "UDP sessions open now",
-        None,
         MetricType::Gauge,
+        udp.iter().map(|(bind, s)| {
+            let active =
+                u64::try_from(s.sessions_active.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
+            ([("bind", bind.as_str())], active)
+        }),
     )?;
-    for (bind, s) in &udp {
-        let active = u64::try_from(s.sessions_active.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
-        gauge(&mut m, &[("bind", bind.as_str())], signed(active))?;
-    }
-    let mut m = encoder.encode_descriptor(
+    family(
+        encoder,
         "gateway_udp_sessions_ended",
         "UDP sessions ended: evicted for a new client when full, or expired when idle",
-        None,
         MetricType::Counter,
-    )?;
-    for (bind, s) in &udp {
-        for (reason, value) in [
-            ("evicted", &s.sessions_evicted),
-            ("expired", &s.sessions_expired),
-        ] {
-            counter(
-                &mut m,
-                &[("bind", bind.as_str()), ("reason", reason)],
-                load(value),
-            )?;
-        }
-    }
-    Ok(())
+        per_socket(&udp, "reason", |s| {
+            [
+                ("evicted", load(&s.sessions_evicted)),
+                ("expired", load(&s.sessions_expired)),
+            ]
+        }),
+    )
 }
 
 fn encode_config(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
