@@ -423,33 +423,7 @@ async fn every_replica_serves_what_the_api_says() {
         .local_addr()
         .unwrap()
         .port();
-    api.apply_yaml(&format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: embedded}}
-spec: {{controllerName: example.com/gateway}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: web, namespace: default}}
-spec:
-  gatewayClassName: embedded
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: to-https, namespace: default}}
-spec:
-  parentRefs: [{{name: web}}]
-  hostnames: [shop.example.com]
-  rules:
-    - filters:
-        - type: RequestRedirect
-          requestRedirect: {{scheme: https, statusCode: 301}}
-"#
-    ))
-    .unwrap();
+    api.apply_yaml(&redirect_config(port, 301)).unwrap();
     let (_a, gateway_a) = serving_replica(&api, 2).await;
     let (_b, gateway_b) = serving_replica(&api, 3).await;
     for n in [2u8, 3] {
