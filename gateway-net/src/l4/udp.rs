@@ -7,7 +7,8 @@
 //! answers from the address it wrote to. No user-space queue sits between the two: a
 //! session's memory is its small entry plus the kernel buffers of its upstream socket.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -103,6 +104,7 @@ pub(crate) async fn run_udp(
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
+    let mut recency = Recency::default();
     let mut buf = vec![0u8; max_datagram.saturating_add(1).min(REPLY_BUFFER)];
 
     loop {
@@ -113,6 +115,7 @@ pub(crate) async fn run_udp(
                 let now = now_ms();
                 let before = sessions.len();
                 sessions.retain(|_, s| now.saturating_sub(s.last.load(Ordering::Relaxed)) < idle_ms);
+                recency.forget_gone(&sessions);
                 let expired = before - sessions.len();
                 if expired > 0 {
                     stats.sessions_expired.fetch_add(expired as u64, Ordering::Relaxed);
@@ -155,10 +158,14 @@ pub(crate) async fn run_udp(
                     stats.dropped_rejected.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                if sessions.len() >= max_sessions {
-                    evict_oldest(&mut sessions, &stats);
+                if sessions.len() >= max_sessions
+                    && let Some(evicted) = recency.evict(&mut sessions)
+                {
+                    stats.sessions_evicted.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(client = %evicted, "UDP session table full; evicted the least recently active");
                 }
                 let upstream = session.upstream.clone();
+                recency.push(client, &session, now);
                 sessions.insert(client, session);
                 stats.sessions_created.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -184,17 +191,96 @@ pub(crate) async fn run_udp(
     tracing::debug!(%local, "UDP listener stopped");
 }
 
-/// Removes the session that has been quiet the longest. A linear scan: it only runs when the
-/// table is full, and a scan of 10 000 entries costs microseconds.
-fn evict_oldest(sessions: &mut HashMap<SocketAddr, Session>, stats: &UdpStats) {
-    let oldest = sessions
-        .iter()
-        .min_by_key(|(_, s)| s.last.load(Ordering::Relaxed))
-        .map(|(client, _)| *client);
-    if let Some(client) = oldest {
-        sessions.remove(&client);
-        stats.sessions_evicted.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%client, "UDP session table full; evicted the least recently active");
+/// Finds the least recently active session without scanning the table: a client spraying new
+/// source addresses at a full table costs O(log n) per eviction, not a pass over 10 000
+/// sessions.
+///
+/// Every session has an entry in a min-heap keyed by the activity time it had when the entry
+/// was made. The datagram path only stores a session's time (as before). An eviction takes the
+/// smallest entry: a session that was active since gets a new entry with its new time instead
+/// of being evicted; the first one found unchanged is quieter than every other session (each
+/// is at least as recent as its own entry, which is not smaller), so it is the least recently
+/// active. Each renewed entry stands for traffic since the previous one, so renewals cost at
+/// most one heap push per datagram.
+#[derive(Default)]
+struct Recency {
+    heap: BinaryHeap<Reverse<Entry>>,
+}
+
+/// A session's place in [`Recency`], ordered by time, then client.
+struct Entry {
+    at: u64,
+    client: SocketAddr,
+    last: Arc<AtomicU64>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.client) == (other.at, other.client)
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.client).cmp(&(other.at, other.client))
+    }
+}
+
+impl Entry {
+    /// Whether the session this entry was made for is still the client's session.
+    fn is_live(&self, sessions: &HashMap<SocketAddr, Session>) -> bool {
+        sessions
+            .get(&self.client)
+            .is_some_and(|s| Arc::ptr_eq(&s.last, &self.last))
+    }
+}
+
+impl Recency {
+    fn push(&mut self, client: SocketAddr, session: &Session, now: u64) {
+        self.heap.push(Reverse(Entry {
+            at: now,
+            client,
+            last: session.last.clone(),
+        }));
+    }
+
+    /// Removes the least recently active session and returns its client.
+    fn evict(&mut self, sessions: &mut HashMap<SocketAddr, Session>) -> Option<SocketAddr> {
+        // Sessions active while the scan runs could keep renewing; past one round over the
+        // heap the smallest one goes, active or not.
+        let mut budget = self.heap.len().saturating_mul(2);
+        while let Some(Reverse(mut entry)) = self.heap.pop() {
+            if !entry.is_live(sessions) {
+                // Expired, or replaced by a newer session of the same client.
+                continue;
+            }
+            let seen = entry.last.load(Ordering::Relaxed);
+            if seen > entry.at && budget > 0 {
+                budget -= 1;
+                entry.at = seen;
+                self.heap.push(Reverse(entry));
+                continue;
+            }
+            sessions.remove(&entry.client);
+            return Some(entry.client);
+        }
+        None
+    }
+
+    /// Drops the entries of sessions that are gone once they outnumber the live ones, so the
+    /// heap stays within about twice the table.
+    fn forget_gone(&mut self, sessions: &HashMap<SocketAddr, Session>) {
+        if self.heap.len() > sessions.len().saturating_mul(2).saturating_add(64) {
+            self.heap.retain(|Reverse(entry)| entry.is_live(sessions));
+        }
     }
 }
 
@@ -342,5 +428,66 @@ async fn reply_task(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a scan of the whole table (the reference), over random traffic, new clients,
+    /// evictions and expiries: the queue always evicts the least recently active session.
+    #[tokio::test]
+    async fn recency_evicts_what_a_full_scan_would() {
+        let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let session = |now: u64| Session {
+            upstream: upstream.clone(),
+            last: Arc::new(AtomicU64::new(now)),
+            cancel: CancellationToken::new(),
+        };
+        let client = |n: u16| SocketAddr::from(([127, 0, 0, 1], n));
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
+        let mut recency = Recency::default();
+        // Strictly increasing times, so the least recently active session is unique.
+        let mut now = 0u64;
+        let mut evictions = 0;
+        for _ in 0..20_000 {
+            now += 1;
+            match rng.u8(0..10) {
+                // Traffic on a random existing session.
+                0..=5 => {
+                    let key = client(rng.u16(1..300));
+                    if let Some(s) = sessions.get(&key) {
+                        s.last.store(now, Ordering::Relaxed);
+                    }
+                }
+                // A new client; the table holds at most 100.
+                6..=8 => {
+                    let key = client(rng.u16(1..300));
+                    if sessions.contains_key(&key) {
+                        continue;
+                    }
+                    if sessions.len() >= 100 {
+                        let oldest = sessions
+                            .iter()
+                            .min_by_key(|(_, s)| s.last.load(Ordering::Relaxed))
+                            .map(|(c, _)| *c);
+                        assert_eq!(recency.evict(&mut sessions), oldest);
+                        evictions += 1;
+                    }
+                    let new = session(now);
+                    recency.push(key, &new, now);
+                    sessions.insert(key, new);
+                }
+                // The expiry sweep: sessions quiet for 500 ticks go.
+                _ => {
+                    sessions.retain(|_, s| now - s.last.load(Ordering::Relaxed) < 500);
+                    recency.forget_gone(&sessions);
+                }
+            }
+            assert!(recency.heap.len() <= sessions.len() * 2 + 64 + 1);
+        }
+        assert!(evictions > 1000, "only {evictions} evictions exercised");
     }
 }
