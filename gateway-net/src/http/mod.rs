@@ -238,27 +238,22 @@ impl HttpBindState {
         for listener in listeners {
             // Listeners without routes still get their (empty) histograms.
             shared.metrics.listener(&listener.id);
-            for route in &listener.http_routes {
-                for rule in &route.rules {
-                    let metrics = shared.metrics.rule(
-                        &listener.id,
-                        &route.id,
-                        rule.index,
-                        rule.name.as_deref(),
-                    );
-                    rule_metrics.insert(rule_key(rule), metrics);
-                }
-            }
-            for route in &listener.grpc_routes {
-                for rule in &route.rules {
-                    let metrics = shared.metrics.rule(
-                        &listener.id,
-                        &route.id,
-                        rule.index,
-                        rule.name.as_deref(),
-                    );
-                    rule_metrics.insert(rule_key(rule), metrics);
-                }
+            // HTTPRoute and GRPCRoute rules alike: (route, index, name, key of the rule).
+            let http = listener.http_routes.iter().flat_map(|route| {
+                route
+                    .rules
+                    .iter()
+                    .map(move |rule| (&route.id, rule.index, rule.name.as_deref(), rule_key(rule)))
+            });
+            let grpc = listener.grpc_routes.iter().flat_map(|route| {
+                route
+                    .rules
+                    .iter()
+                    .map(move |rule| (&route.id, rule.index, rule.name.as_deref(), rule_key(rule)))
+            });
+            for (route, index, name, key) in http.chain(grpc) {
+                let metrics = shared.metrics.rule(&listener.id, route, index, name);
+                rule_metrics.insert(key, metrics);
             }
         }
         let mut round_robin = std::collections::HashMap::new();

@@ -255,3 +255,43 @@ pub(crate) fn spliced(gateway: &Gateway) -> f64 {
 
 /// Whether the default configuration splices on this system.
 pub(crate) const SPLICES: bool = cfg!(target_os = "linux");
+
+/// What the process-wide tracing subscriber of the access-log tests has written.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The JSON access-log lines written so far by every gateway of this test binary.
+///
+/// One process-wide subscriber, installed on first use: a thread-local default loses events
+/// now and then while other tests register the same callsites concurrently (tracing caches
+/// callsite interest and the maximum level process-wide). Tests find their own lines by a
+/// path no other test requests.
+pub(crate) fn access_log_lines() -> Vec<serde_json::Value> {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    });
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "access_log")
+        .collect()
+}

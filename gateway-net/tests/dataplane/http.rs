@@ -190,6 +190,11 @@ fn forward_rule(service: &str) -> String {
 }
 
 async fn simple(rules: &str, services: &[String]) -> (Gateway, u16) {
+    simple_with(rules, services, GatewayConfig::default()).await
+}
+
+/// [`simple`] with limits of its own.
+async fn simple_with(rules: &str, services: &[String], config: GatewayConfig) -> (Gateway, u16) {
     let port = free_port();
     let mut yaml = gateway_yaml(port);
     for s in services {
@@ -198,7 +203,7 @@ async fn simple(rules: &str, services: &[String]) -> (Gateway, u16) {
     }
     yaml.push_str("---\n");
     yaml.push_str(&route_yaml("web", "example.com", rules));
-    (start_any(&yaml, GatewayConfig::default()).await, port)
+    (start_any(&yaml, config).await, port)
 }
 
 // === forwarding ===
@@ -329,14 +334,12 @@ async fn connect_timeout_is_503() {
     }
     let mut config = GatewayConfig::default();
     config.http.upstream_connect_timeout = Duration::from_millis(200);
-    let port = free_port();
-    let yaml = format!(
-        "{}---\n{}---\n{}",
-        gateway_yaml(port),
-        service_yaml("default", "hang", addr),
-        route_yaml("web", "example.com", &forward_rule("hang"))
-    );
-    let _gw = start_any(&yaml, config).await;
+    let (_gw, port) = simple_with(
+        &forward_rule("hang"),
+        &[service_yaml("default", "hang", addr)],
+        config,
+    )
+    .await;
     let started = Instant::now();
     let status = get(port, "example.com", "/").await.status;
     // Some kernels still complete the handshake (then the backend never answers: 502 on
@@ -357,15 +360,8 @@ async fn retries_listed_codes() {
     let rules = "  - backendRefs: [{name: flaky, port: 80}]
     retry: {codes: [503], attempts: 2, backoff: 10ms}
 ";
-    let port = free_port();
-    let yaml = format!(
-        "{}---\n{}---\n{}",
-        gateway_yaml(port),
-        service_yaml("default", "flaky", flaky),
-        route_yaml("web", "example.com", rules)
-    );
     // Retry is an experimental-channel field: compile without insisting on a healthy status.
-    let _gw = start_any(&yaml, GatewayConfig::default()).await;
+    let (_gw, port) = simple(rules, &[service_yaml("default", "flaky", flaky)]).await;
     let reply = send(
         port,
         Request::post("/")
@@ -883,16 +879,15 @@ async fn websocket_upgrade_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_tunnel_is_drained_on_shutdown() {
     let backend = upgrade_backend().await;
-    let port = free_port();
-    let yaml = format!(
-        "{}---\n{}---\n{}",
-        gateway_yaml(port),
-        service_yaml("default", "ws", backend),
-        route_yaml("web", "example.com", &forward_rule("ws"))
-    );
     let mut config = GatewayConfig::default();
     config.listener.drain_timeout = Duration::from_millis(600);
-    let gateway = Arc::new(start_any(&yaml, config).await);
+    let (gateway, port) = simple_with(
+        &forward_rule("ws"),
+        &[service_yaml("default", "ws", backend)],
+        config,
+    )
+    .await;
+    let gateway = Arc::new(gateway);
     let mut stream = open_tunnel(port).await;
     tunnel_echo(&mut stream, "before").await;
     let draining = tokio::spawn({
@@ -950,14 +945,12 @@ async fn slow_headers_are_cut() {
     let echo = http_echo("one").await;
     let mut config = GatewayConfig::default();
     config.http.header_read_timeout = Duration::from_millis(300);
-    let port = free_port();
-    let yaml = format!(
-        "{}---\n{}---\n{}",
-        gateway_yaml(port),
-        service_yaml("default", "one", echo),
-        route_yaml("web", "example.com", &forward_rule("one"))
-    );
-    let _gw = start_any(&yaml, config).await;
+    let (_gw, port) = simple_with(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+        config,
+    )
+    .await;
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -1256,14 +1249,12 @@ async fn idle_connections_are_closed() {
     let echo = http_echo("one").await;
     let mut config = GatewayConfig::default();
     config.http.idle_timeout = Duration::from_millis(300);
-    let port = free_port();
-    let yaml = format!(
-        "{}---\n{}---\n{}",
-        gateway_yaml(port),
-        service_yaml("default", "one", echo),
-        route_yaml("web", "example.com", &forward_rule("one"))
-    );
-    let _gw = start_any(&yaml, config).await;
+    let (_gw, port) = simple_with(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+        config,
+    )
+    .await;
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -1281,34 +1272,10 @@ async fn idle_connections_are_closed() {
     );
 }
 
-/// Collects what a subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn access_log_is_structured() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // A process-wide subscriber (only this test sets one): a thread-local default loses events
-    // now and then while other tests register the same callsites concurrently (tracing caches
-    // callsite interest and the maximum level process-wide). Other tests' events land in the
-    // buffer too; the line is found by its path.
-    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    // Installs the capture before the gateway's first request of this test.
+    common::access_log_lines();
     let echo = http_echo("one").await;
     let (_gw, port) = simple(
         &forward_rule("one"),
@@ -1316,11 +1283,12 @@ async fn access_log_is_structured() {
     )
     .await;
     assert_eq!(get(port, "example.com", "/logged?q=1").await.status, 200);
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    let line = text
-        .lines()
-        .find(|l| l.contains("\"target\":\"access_log\"") && l.contains("/logged"))
-        .unwrap_or_else(|| panic!("no access log line in:\n{text}"));
+    let lines = common::access_log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l["fields"]["path"] == "/logged")
+        .unwrap_or_else(|| panic!("no access log line in {lines:?}"))
+        .to_string();
     for field in [
         "\"method\":\"GET\"",
         "\"host\":\"example.com\"",
@@ -1550,14 +1518,12 @@ async fn h2_rapid_reset_is_cut_off() {
     let echo = http_echo("one").await;
     let mut config = GatewayConfig::default();
     config.http.h2_max_pending_accept_reset_streams = LIMIT;
-    let port = free_port();
-    let yaml = format!(
-        "{}---\n{}---\n{}",
-        gateway_yaml(port),
-        service_yaml("default", "one", echo),
-        route_yaml("web", "example.com", &forward_rule("one"))
-    );
-    let _gw = start_any(&yaml, config).await;
+    let (_gw, port) = simple_with(
+        &forward_rule("one"),
+        &[service_yaml("default", "one", echo)],
+        config,
+    )
+    .await;
 
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await

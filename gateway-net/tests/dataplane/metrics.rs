@@ -810,31 +810,11 @@ async fn series_stay_bounded_at_5000_routes() {
 
 // === access log ===
 
-/// Collects what a subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The access-log lines a gateway with `access_log` writes for one request, as JSON.
-async fn access_log_lines(access_log: bool) -> Vec<serde_json::Value> {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The current-thread test runtime runs the gateway's tasks on this thread.
-    let _default = tracing::subscriber::set_default(subscriber);
+/// The access-log lines a gateway with `access_log` writes for one request to `path`, as
+/// JSON.
+async fn access_log_lines(access_log: bool, path: &str) -> Vec<serde_json::Value> {
+    // Installs the capture before the request.
+    common::access_log_lines();
     let echo = http_echo("echo").await;
     let port = free_port();
     let mut config = GatewayConfig::default();
@@ -842,20 +822,21 @@ async fn access_log_lines(access_log: bool) -> Vec<serde_json::Value> {
     let gateway = common::start_with(&http_gateway_yaml(port, &["alpha"], echo), config).await;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     assert_eq!(
-        http_get(address, "alpha.example", "/a?b=c", "").await.0,
+        http_get(address, "alpha.example", &format!("{path}?b=c"), "")
+            .await
+            .0,
         200
     );
     gateway.shutdown().await;
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "access_log")
+    common::access_log_lines()
+        .into_iter()
+        .filter(|v| v["fields"]["path"] == path)
         .collect()
 }
 
 #[tokio::test]
 async fn access_log_names_route_service_backend_and_upstream_time() {
-    let lines = access_log_lines(true).await;
+    let lines = access_log_lines(true, "/logged-with-fields").await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     let fields = &lines[0]["fields"];
     assert_eq!(fields["route"], "HTTPRoute ops/alpha", "{fields}");
@@ -869,14 +850,14 @@ async fn access_log_names_route_service_backend_and_upstream_time() {
     );
     assert!(fields["upstream_ms"].as_f64().is_some(), "{fields}");
     assert!(fields["total_ms"].as_f64().is_some(), "{fields}");
-    assert_eq!(fields["path"], "/a", "{fields}");
+    assert_eq!(fields["path"], "/logged-with-fields", "{fields}");
     assert_eq!(fields["status"], 200, "{fields}");
 }
 
 #[tokio::test]
 async fn access_log_can_be_turned_off() {
     assert_eq!(
-        access_log_lines(false).await,
+        access_log_lines(false, "/not-logged").await,
         Vec::<serde_json::Value>::new()
     );
 }

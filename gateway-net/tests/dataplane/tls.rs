@@ -649,8 +649,21 @@ async fn tls_refused_certificate_leaves_other_listeners_served() {
     gateway.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_https_serves_http_routes_after_termination() {
+/// An HTTPRoute `web` on every listener of Gateway `gw`, to the Service `web`.
+fn web_route_yaml() -> String {
+    "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"
+    .to_owned()
+}
+
+/// A gateway with one HTTPS listener for `a.example.com` routing everything to an HTTP echo
+/// backend named `web`; its port.
+async fn https_web_gateway() -> (Gateway, u16) {
     let backend = http_echo("web").await;
     let port = free_port();
     let cert = self_signed(&["a.example.com"]);
@@ -663,17 +676,15 @@ async fn tls_https_serves_http_routes_after_termination() {
             &terminate("cert-a"),
         )]),
         tls_secret_yaml("default", "cert-a", &cert.0, &cert.1),
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
-"
-        .to_owned(),
+        web_route_yaml(),
         service_yaml("default", "web", backend),
     ]);
-    let gateway = start(&yaml).await;
+    (start(&yaml).await, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_https_serves_http_routes_after_termination() {
+    let (gateway, port) = https_web_gateway().await;
     let mut client = connect(port, Some("a.example.com"), ALL).await.unwrap();
     client
         .stream
@@ -712,14 +723,7 @@ async fn tls_misdirected_request_is_421() {
             ),
         ]),
         tls_secret_yaml("default", "cert", &cert.0, &cert.1),
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
-"
-        .to_owned(),
+        web_route_yaml(),
         service_yaml("default", "web", backend),
     ]);
     let gateway = start(&yaml).await;
@@ -949,29 +953,7 @@ async fn tls_client_certificate_validation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_https_h2_negotiated_by_alpn() {
-    let backend = http_echo("web").await;
-    let port = free_port();
-    let cert = self_signed(&["a.example.com"]);
-    let yaml = docs(&[
-        gateway_yaml(&[listener_yaml(
-            "a",
-            port,
-            "HTTPS",
-            Some("a.example.com"),
-            &terminate("cert-a"),
-        )]),
-        tls_secret_yaml("default", "cert-a", &cert.0, &cert.1),
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
-"
-        .to_owned(),
-        service_yaml("default", "web", backend),
-    ]);
-    let gateway = start(&yaml).await;
+    let (gateway, port) = https_web_gateway().await;
     let client = connect_with(
         port,
         Some("a.example.com"),
