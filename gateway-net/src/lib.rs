@@ -34,6 +34,6 @@ pub use runtime::{ApplyReport, BindFailure, BoundSocket, Gateway, ListenerIssue,
 /// targets.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::http::valid_traceparent;
+    pub use crate::http::{RequestFraming, valid_traceparent};
     pub use crate::tls::fuzzing::{ClientHello, ClientHelloError, parse_client_hello};
 }

@@ -93,13 +93,16 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
     let guard = ActiveGuard::new(&conn);
+    let index = conn
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
     let version = req.version();
     let host = request_host(&req);
     let mut log = LogFields::default();
-    let mut response = serve(&state, &conn, req, host.as_ref(), &mut log).await;
+    let mut response = serve(&state, &conn, index, req, host.as_ref(), &mut log).await;
     // A HEAD answer has no content. hyper drops it for HTTP/1.1, but over HTTP/2 the gateway's
     // own answers (404, redirects) would send DATA frames the client must reject.
     if method == Method::HEAD {
@@ -266,8 +269,18 @@ fn is_misdirected(conn: &ConnInfo, host: &str) -> bool {
         .is_some_and(|by_host| !Arc::ptr_eq(by_host, &chosen.listener))
 }
 
-/// Request smuggling: both framings, or disagreeing lengths.
-fn ambiguous_framing(headers: &HeaderMap) -> bool {
+/// Request smuggling: both framings, or disagreeing lengths. hyper removes `Content-Length`
+/// from a request that also has `Transfer-Encoding`, so that case is found on the raw bytes
+/// (`framing`) and matched by the request's `index` on the connection.
+fn ambiguous_framing(conn: &ConnInfo, index: u64, headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && conn
+            .framing_conflict
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == index
+    {
+        return true;
+    }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     let Some(first) = lengths.next() else {
         return false;
@@ -281,6 +294,7 @@ fn ambiguous_framing(headers: &HeaderMap) -> bool {
 async fn serve<'s>(
     state: &'s HttpBindState,
     conn: &Arc<ConnInfo>,
+    index: u64,
     req: Request<Incoming>,
     host: Option<&HeaderValue>,
     log: &mut LogFields<'s>,
@@ -299,7 +313,7 @@ async fn serve<'s>(
         }
         (parts, body)
     };
-    if parts.version <= Version::HTTP_11 && ambiguous_framing(&parts.headers) {
+    if parts.version <= Version::HTTP_11 && ambiguous_framing(conn, index, &parts.headers) {
         let mut resp = status_response(StatusCode::BAD_REQUEST);
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -26,13 +26,12 @@
 //!   locally-errored reset streams (1024): the "rapid reset" defences;
 //! - upstream connect timeout (5 s) → `503`; upstream pool idle timeout (90 s).
 //!
-//! Request smuggling: several different `Content-Length` values get `400` and are never
-//! forwarded. A request with both `Content-Length` and `Transfer-Encoding` is handled by hyper
-//! as RFC 9112 §6.3 allows: `Transfer-Encoding` wins, `Content-Length` is dropped and the
-//! connection is closed after the response, so bytes hidden behind the chunked body are never
-//! parsed as a request and the backend sees one consistently framed request. (hyper strips the
-//! conflicting header before the gateway sees the request, so a `400` would need a second
-//! parser of the raw head; the check in the handler catches what hyper lets through.)
+//! Request smuggling: a request with several different `Content-Length` values, or with both
+//! `Content-Length` and `Transfer-Encoding` (in either order, whatever the values), gets
+//! `400` with `Connection: close` and is never forwarded, nor is anything behind it on the
+//! connection. hyper removes the conflicting header before the handler sees the request, so
+//! the second case is found by a watch over the raw bytes of HTTP/1.1 connections
+//! (`framing`), which follows request heads and body framing beside hyper.
 //!
 //! # Forwarding headers
 //!
@@ -89,7 +88,10 @@
 //! took are counted apart.
 
 mod filters;
+mod framing;
 mod handler;
+
+pub use framing::RequestFraming;
 
 pub use handler::valid_traceparent;
 mod upstream;
@@ -365,6 +367,11 @@ pub(crate) struct ConnInfo {
     /// Milliseconds since `started` when the last request finished.
     last_done_ms: AtomicU64,
     started: Instant,
+    /// Requests the handler has been called for (HTTP/1.1: their index on the connection).
+    requests: AtomicU64,
+    /// The index of the HTTP/1.1 request [`framing::FramingWatch`] found with both
+    /// `Content-Length` and `Transfer-Encoding` (`u64::MAX`: none).
+    framing_conflict: AtomicU64,
 }
 
 impl ConnInfo {
@@ -415,12 +422,18 @@ pub(crate) async fn serve_connection<IO>(
         active: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),
         started: Instant::now(),
+        requests: AtomicU64::new(0),
+        framing_conflict: AtomicU64::new(u64::MAX),
     });
-    let builder = if tls.as_ref().is_some_and(|t| t.alpn_h2) {
+    let h2 = tls.as_ref().is_some_and(|t| t.alpn_h2);
+    let builder = if h2 {
         &shared.http.h2_only
     } else {
         &shared.http.auto
     };
+    // hyper reads at most this much of a head (its buffer is never under 8 KiB).
+    let max_head = (!h2).then(|| shared.http.limits.max_header_bytes.max(8192));
+    let io = framing::FramingWatch::new(io, conn_info.clone(), max_head);
     let service_conn = conn_info.clone();
     let service = hyper::service::service_fn(move |req| {
         handler::handle(state.clone(), service_conn.clone(), req)
