@@ -99,6 +99,13 @@ enum Command {
         /// `--log-format`).
         #[arg(long)]
         no_access_log: bool,
+        /// Threads serving traffic (Tokio worker threads). Default: one per CPU. The
+        /// work-stealing scheduler is kept even for one thread: its next-task slot runs a
+        /// task woken by the running one at once, which HTTP/2 (a task per stream) needs;
+        /// Tokio's current-thread scheduler measured 5 µs more CPU per request with 16
+        /// connections × 32 streams, and 1.5 µs less with HTTP/1.1 (see `bench/`).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Compile manifests without serving and print every resource's conditions.
     Check {
@@ -135,6 +142,7 @@ fn main() -> ExitCode {
             admin_address,
             no_admin,
             no_access_log,
+            threads,
         } => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = drain_timeout;
@@ -150,7 +158,11 @@ fn main() -> ExitCode {
                 quiet: false,
                 admin: None,
             };
-            tokio::runtime::Builder::new_multi_thread()
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = threads {
+                runtime.worker_threads(usize::from(threads));
+            }
+            runtime
                 .enable_all()
                 .build()
                 .context("cannot start the Tokio runtime")
