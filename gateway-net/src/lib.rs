@@ -22,6 +22,7 @@ mod http;
 mod l4;
 mod listener;
 pub mod metrics;
+mod observed;
 mod runtime;
 mod shared;
 mod tls;

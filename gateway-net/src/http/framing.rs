@@ -6,7 +6,7 @@
 //! wins, `Content-Length` is dropped, the connection closes after the response), which leaves
 //! the handler unable to tell it from an honest chunked request. nginx and Envoy answer it
 //! `400` without forwarding it, and so does the gateway: [`FramingWatch`] wraps the client
-//! connection, follows the framing of the bytes hyper reads (request heads with httparse,
+//! connection's reads, follows the framing of the bytes hyper reads (request heads with httparse,
 //! bodies by length or by chunk sizes, as hyper frames them) and records the index of the
 //! first request with both headers, which the handler answers `400`.
 //!
@@ -17,15 +17,11 @@
 //! they fail to parse; a request index found there is never matched, since hyper calls no
 //! handler on an upgraded connection.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnInfo;
+use crate::observed::ReadObserver;
 
 /// Largest number of headers a head may have for the watch to follow it (hyper's own limit
 /// answers `431` well below it).
@@ -363,75 +359,36 @@ fn chunked_last(value: &[u8]) -> bool {
     last.trim_ascii().eq_ignore_ascii_case(b"chunked")
 }
 
-/// The client side of an HTTP/1.1 connection, with its request framing followed (see the
-/// module documentation). A conflicting request's index goes to the connection's
-/// [`ConnInfo`].
-pub(crate) struct FramingWatch<IO> {
-    io: IO,
+/// Follows the request framing of a client connection (see the module documentation) and
+/// hands the index of a conflicting request to the connection's [`ConnInfo`].
+pub(crate) struct FramingWatch {
     /// `None` once stopped, or for HTTP/2 connections, which are never followed.
     framing: Option<RequestFraming>,
     conn: Arc<ConnInfo>,
 }
 
-impl<IO> FramingWatch<IO> {
-    pub(crate) fn new(io: IO, conn: Arc<ConnInfo>, max_head: Option<usize>) -> FramingWatch<IO> {
+impl FramingWatch {
+    /// A watch over a client connection whose heads hyper limits to `max_head` bytes (`None`:
+    /// HTTP/2, nothing to follow).
+    pub(crate) fn new(conn: Arc<ConnInfo>, max_head: Option<usize>) -> FramingWatch {
         FramingWatch {
-            io,
             framing: max_head.map(RequestFraming::new),
             conn,
         }
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for FramingWatch<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(framing)) = (&result, this.framing.as_mut()) {
-            let read = buf.filled().get(before..).unwrap_or_default();
-            if let Some(index) = framing.feed(read) {
-                this.conn.framing_conflict.store(index, Ordering::Relaxed);
-            }
-            if framing.is_stopped() {
-                this.framing = None;
-            }
+impl ReadObserver for FramingWatch {
+    fn observe(&mut self, bytes: &[u8]) {
+        let Some(framing) = self.framing.as_mut() else {
+            return;
+        };
+        if let Some(index) = framing.feed(bytes) {
+            self.conn.framing_conflict.store(index, Ordering::Relaxed);
         }
-        result
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingWatch<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        if framing.is_stopped() {
+            self.framing = None;
+        }
     }
 }
 

@@ -433,7 +433,10 @@ pub(crate) async fn serve_connection<IO>(
     };
     // hyper reads at most this much of a head (its buffer is never under 8 KiB).
     let max_head = (!h2).then(|| shared.http.limits.max_header_bytes.max(8192));
-    let io = framing::FramingWatch::new(io, conn_info.clone(), max_head);
+    let io = crate::observed::Observed {
+        io,
+        observer: framing::FramingWatch::new(conn_info.clone(), max_head),
+    };
     let service_conn = conn_info.clone();
     let service = hyper::service::service_fn(move |req| {
         handler::handle(state.clone(), service_conn.clone(), req)

@@ -10,20 +10,19 @@
 //! same bytes and share the idle watchdog and the drain deadline.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ir::{self, ListenerId};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::copy::{BufferSizes, copy_bidirectional};
 use super::{Pick, TcpStats, pick, socket_route};
+use crate::observed::{Observed, ReadObserver};
 use crate::runtime::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
 
@@ -274,8 +273,8 @@ where
 {
     let limits = &ctx.shared.config.l4;
     let activity = Activity::new();
-    let mut client = Tracked::new(client, &activity);
-    let mut upstream = Tracked::new(upstream, &activity);
+    let mut client = Tracked::stream(client, &activity);
+    let mut upstream = Tracked::stream(upstream, &activity);
     let sizes = BufferSizes {
         initial: limits.tcp_buffer_initial,
         max: limits.tcp_buffer_max,
@@ -288,7 +287,7 @@ where
         };
         supervise(copy, &activity, ctx).await
     };
-    finish(end, client.bytes, upstream.bytes, ctx);
+    finish(end, client.observer.bytes, upstream.observer.bytes, ctx);
     // Both streams are dropped here, which closes them.
 }
 
@@ -350,68 +349,25 @@ fn finish(end: End, upstream: u64, downstream: u64, ctx: &ConnCtx) {
     }
 }
 
-/// A stream that notes when it last read something and how much it read.
-struct Tracked<'a, IO> {
-    io: IO,
+/// Notes when a stream last read something and how much it read.
+struct Tracked<'a> {
     activity: &'a Activity,
     bytes: u64,
 }
 
-impl<'a, IO> Tracked<'a, IO> {
-    fn new(io: IO, activity: &'a Activity) -> Self {
-        Tracked {
+impl<'a> Tracked<'a> {
+    fn stream<IO>(io: IO, activity: &'a Activity) -> Observed<IO, Tracked<'a>> {
+        Observed {
             io,
-            activity,
-            bytes: 0,
+            observer: Tracked { activity, bytes: 0 },
         }
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<'_, IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        let read = buf.filled().len().saturating_sub(before);
-        if read > 0 {
-            this.bytes += read as u64;
-            this.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+impl ReadObserver for Tracked<'_> {
+    fn observe(&mut self, bytes: &[u8]) {
+        self.bytes += bytes.len() as u64;
+        self.activity.touch();
     }
 }
 
