@@ -703,6 +703,36 @@ async fn tls_https_serves_http_routes_after_termination() {
     gateway.shutdown().await;
 }
 
+/// The request-smuggling watch follows the decrypted bytes too: both framings over HTTPS
+/// (ALPN http/1.1, and no ALPN) are answered 400 and never reach the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_both_framings_over_https_are_400() {
+    let (gateway, port) = https_web_gateway().await;
+    for alpn in [&[b"http/1.1".as_slice()][..], &[]] {
+        let mut client = connect_with(port, Some("a.example.com"), ALL, alpn, None)
+            .await
+            .unwrap();
+        client
+            .stream
+            .write_all(
+                b"POST /x HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\
+                  Content-Length: 3\r\n\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.stream.read_to_end(&mut response),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(!text.contains("backend=web"), "{text}");
+    }
+    gateway.shutdown().await;
+}
+
 /// Found by the conformance suite (HTTPRouteHTTPSListenerDetectMisdirectedRequests): a request
 /// whose Host belongs to another HTTPS listener of the port than the one the SNI chose is
 /// answered 421, not routed with the other listener's routes.
