@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A/B comparison of two gateway builds: CPU time per request, alternated runs (A B A B ...),
+# so that the machine's drift hits both alike. Same pinning as bench/http.sh: the proxy on
+# core 0, the nginx backend and wrk on core 1. Each binary is started as
+# `BIN bench/http-gateway.yaml` (a wrapper script can set environment variables).
+#
+# Build the two sides, e.g. from two worktrees:
+#   cargo build --release -p gateway-net --example bench_gateway   # in each
+# Usage: bench/ab.sh BIN_A BIN_B [rounds, default 3] [seconds, default 8] [connections, default 16]
+# Not run in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1 B=$2 ROUNDS=${3:-3} DURATION=${4:-8} CONNS=${5:-16}
+TICK=$(getconf CLK_TCK)
+for tool in nginx wrk taskset "$A" "$B"; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+taskset -c 1 nginx -c "$PWD/bench/nginx-backend.conf" -p /tmp & pids+=($!)
+wait_port 18081
+
+one() { # binary label
+    taskset -c 0 "$1" bench/http-gateway.yaml >/dev/null & local gw=$!
+    wait_port 18080
+    taskset -c 1 wrk -t1 -c16 -d2s http://127.0.0.1:18080/ >/dev/null
+    local before after out
+    before=$(cpu_ticks "$gw")
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://127.0.0.1:18080/)
+    after=$(cpu_ticks "$gw")
+    kill "$gw"; wait "$gw" 2>/dev/null || true
+    awk -v t=$((after - before)) -v hz="$TICK" -v label="$2" '
+        /requests in/ { reqs = $1 } /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 }
+        END { printf "%s req/s %s  p99 %s  cpu µs/req %.2f\n", label, rps, p99, t / hz * 1e6 / reqs }' <<<"$out"
+}
+for _ in $(seq "$ROUNDS"); do one "$A" A; one "$B" B; done
