@@ -22,6 +22,15 @@ use super::upstream::{self, Body, BoxError, ChannelBody, TeeBody, UpstreamError}
 use super::{ActiveGuard, ConnInfo, HttpBindState};
 use crate::metrics::{RuleMetrics, UpstreamFailure};
 
+// Header names the handler writes or strips on every request, built at compile time.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Largest request body buffered so that a retry can resend it.
 const RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
 /// Chunks of a request body queued for a mirror before its copy is abandoned.
@@ -98,7 +107,10 @@ pub(crate) async fn handle(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let method = req.method().clone();
-    let uri = req.uri().clone();
+    // Kept only for the access log, when a subscriber takes it.
+    let uri = (conn.shared.config.access_log
+        && tracing::enabled!(target: "access_log", tracing::Level::INFO))
+    .then(|| req.uri().clone());
     let version = req.version();
     let host = request_host(&req);
     let mut log = LogFields::default();
@@ -115,10 +127,10 @@ pub(crate) async fn handle(
     if let Some(upstream) = log.upstream {
         rule.listener.upstream.observe(upstream);
     }
-    if conn.shared.config.access_log {
+    if let Some(uri) = &uri {
         log_access(
             &method,
-            &uri,
+            uri,
             host.as_ref(),
             version,
             &response,
@@ -536,16 +548,12 @@ async fn serve<'s>(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     append_forwarded_for(&mut parts.headers, &conn.peer_ip);
-    parts.headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(scheme),
-    );
+    parts
+        .headers
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     ensure_traceparent(&mut parts.headers);
-    let request_id = HeaderName::from_static("x-request-id");
-    if !parts.headers.contains_key(&request_id)
-        && let Ok(id) = HeaderValue::from_str(&conn.shared.http.request_id())
-    {
-        parts.headers.insert(request_id, id);
+    if let http::header::Entry::Vacant(entry) = parts.headers.entry(X_REQUEST_ID) {
+        entry.insert(conn.shared.http.request_id());
     }
     let host_value = match new_host {
         Some(h) => match HeaderValue::from_str(h) {
@@ -819,22 +827,39 @@ fn choose(backends: &[WeightedBackend]) -> Option<&WeightedBackend> {
 
 /// Removes hop-by-hop headers (and those `Connection` lists); keeps `TE: trailers`.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let listed: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-            .collect();
-        for name in listed {
-            if name != header::TE {
+    // Most messages carry none of these: one pass over the names costs less than a lookup
+    // per hop-by-hop header.
+    let any = headers.keys().any(|name| {
+        name == header::CONNECTION
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::TE
+            || name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+    });
+    if !any {
+        return;
+    }
+    // The headers `Connection` lists go too. Its values are taken out of the map first, and
+    // each token is looked up as a string, which allocates no header name (a response's
+    // `Connection: keep-alive` would otherwise cost one per request).
+    let mut connection = headers.get_all(header::CONNECTION).iter();
+    let first = connection.next().cloned();
+    let more: Vec<HeaderValue> = connection.cloned().collect();
+    if first.is_some() {
+        headers.remove(header::CONNECTION);
+    }
+    for value in first.iter().chain(&more) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            if let Ok(name) = std::str::from_utf8(token.trim_ascii())
+                && !name.eq_ignore_ascii_case("te")
+            {
                 headers.remove(name);
             }
         }
-        headers.remove(header::CONNECTION);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
     headers.remove(header::TRANSFER_ENCODING);
     headers.remove(header::UPGRADE);
     if let Some(te) = headers.get(header::TE)
@@ -852,8 +877,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// belongs to the trace it came with. A new trace is marked sampled (`01`): a backend with a
 /// parent-based sampler then traces the request as it would without the gateway in front.
 fn ensure_traceparent(headers: &mut HeaderMap) {
-    let name = HeaderName::from_static("traceparent");
-    let mut values = headers.get_all(&name).iter();
+    let mut values = headers.get_all(TRACEPARENT).iter();
     let valid = match (values.next(), values.next()) {
         (Some(v), None) => valid_traceparent(v.as_bytes()),
         _ => false,
@@ -861,19 +885,19 @@ fn ensure_traceparent(headers: &mut HeaderMap) {
     if valid {
         return;
     }
-    headers.remove("tracestate");
+    headers.remove(TRACESTATE);
     // `00-<trace id>-<parent id>-01`, written on the stack: this runs for most requests.
     let mut trace = *b"00-00000000000000000000000000000000-0000000000000000-01";
     write_hex(&mut trace[3..19], fastrand::u64(1..));
     write_hex(&mut trace[19..35], fastrand::u64(..));
     write_hex(&mut trace[36..52], fastrand::u64(1..));
     if let Ok(value) = HeaderValue::from_bytes(&trace) {
-        headers.insert(name, value);
+        headers.insert(TRACEPARENT, value);
     }
 }
 
 /// Writes `value` as lower-case hex into `out`, most significant digit first, filling it.
-fn write_hex(out: &mut [u8], mut value: u64) {
+pub(super) fn write_hex(out: &mut [u8], mut value: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for slot in out.iter_mut().rev() {
         *slot = DIGITS[(value & 0xf) as usize];
@@ -914,8 +938,7 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&name) {
+    let value = match headers.get(X_FORWARDED_FOR) {
         Some(existing) => {
             let mut joined = Vec::with_capacity(existing.len() + 2 + peer_ip.len());
             joined.extend_from_slice(existing.as_bytes());
@@ -926,7 +949,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
         None => Some(peer_ip.clone()),
     };
     if let Some(v) = value {
-        headers.insert(name, v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
 }
 

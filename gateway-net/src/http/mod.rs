@@ -212,10 +212,15 @@ impl HttpShared {
         }
     }
 
-    /// A fresh request id: seed and counter, 32 hex digits.
-    fn request_id(&self) -> String {
+    /// A fresh request id: seed and counter, 32 hex digits (written on the stack: most
+    /// requests get one).
+    fn request_id(&self) -> http::HeaderValue {
         let n = self.request_id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{:016x}", self.request_id_seed, n)
+        let mut id = [0u8; 32];
+        let (seed, counter) = id.split_at_mut(16);
+        handler::write_hex(seed, self.request_id_seed);
+        handler::write_hex(counter, n);
+        http::HeaderValue::from_bytes(&id).unwrap_or(http::HeaderValue::from_static("0"))
     }
 }
 
