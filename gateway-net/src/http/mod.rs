@@ -90,11 +90,10 @@
 mod filters;
 mod framing;
 mod handler;
+mod upstream;
 
 pub use framing::RequestFraming;
-
 pub use handler::valid_traceparent;
-mod upstream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
