@@ -5,10 +5,11 @@
 //! resolves such a request before the handler sees it (RFC 9112 §6.3: `Transfer-Encoding`
 //! wins, `Content-Length` is dropped, the connection closes after the response), which leaves
 //! the handler unable to tell it from an honest chunked request. nginx and Envoy answer it
-//! `400` without forwarding it, and so does the gateway: [`FramingWatch`] wraps the client
-//! connection's reads, follows the framing of the bytes hyper reads (request heads with httparse,
-//! bodies by length or by chunk sizes, as hyper frames them) and records the index of the
-//! first request with both headers, which the handler answers `400`.
+//! `400` without forwarding it, and so does the gateway: [`FramingWatch`] sees every read of
+//! the client connection (through [`crate::observed::Observed`]), follows the framing of the
+//! bytes hyper reads (request heads with httparse, bodies by length or by chunk sizes, as
+//! hyper frames them) and records the index of the first request with both headers, which
+//! the handler answers `400`.
 //!
 //! On anything it does not follow (a head httparse rejects, the HTTP/2 preface, a head over
 //! the size limit, a malformed chunk) the watch stops: hyper rejects those connections itself,
@@ -23,8 +24,9 @@ use std::sync::atomic::Ordering;
 use super::ConnInfo;
 use crate::observed::ReadObserver;
 
-/// Largest number of headers a head may have for the watch to follow it (hyper's own limit
-/// answers `431` well below it).
+/// Largest number of headers a head may have for the watch to follow it. hyper answers `431`
+/// well below it with the default limit (100); with a configured limit above it, the watch
+/// stops on such a head and hyper's own handling applies.
 const MAX_HEADERS: usize = 256;
 
 /// Follows the request framing of an HTTP/1.1 byte stream (see the module documentation).
