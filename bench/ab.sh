@@ -10,16 +10,10 @@
 # Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 A=$1 B=$2 ROUNDS=${3:-3} DURATION=${4:-8} CONNS=${5:-16}
-TICK=$(getconf CLK_TCK)
-for tool in nginx wrk taskset "$A" "$B"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; } # user system
+require nginx wrk taskset "$A" "$B"
 
 taskset -c 1 nginx -c "$PWD/bench/nginx-backend.conf" -p /tmp & pids+=($!)
 wait_port 18081
@@ -28,7 +22,7 @@ one() { # binary label
     taskset -c 0 "$1" bench/http-gateway.yaml >/dev/null & local gw=$!
     wait_port 18080
     taskset -c 1 wrk -t1 -c16 -d2s http://127.0.0.1:18080/ >/dev/null
-    local before after out
+    local out u0 s0 u1 s1
     read -r u0 s0 < <(cpu_ticks "$gw")
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://127.0.0.1:18080/)
     read -r u1 s1 < <(cpu_ticks "$gw")

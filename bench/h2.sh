@@ -11,22 +11,15 @@
 # bench_gateway`). Not run in CI. Usage: bench/h2.sh [requests per run, default 300000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 REQUESTS="${1:-300000}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 GATEWAY="$TARGET/release/examples/bench_gateway"
 SHAPES=("1 1" "16 1" "16 32")
-TICK=$(getconf CLK_TCK)
-for tool in nginx h2load openssl taskset "$GATEWAY"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
+require nginx h2load openssl taskset "$GATEWAY"
 
 WORK=$(mktemp -d /tmp/bench-h2.XXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One self-signed certificate for both proxies.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -59,9 +52,9 @@ run() { # name pid
         for shape in "${SHAPES[@]}"; do
             read -r c m <<<"$shape"
             local before after out rps mean done_reqs cpu
-            before=$(cpu_ticks "$pid")
+            before=$(cpu_total "$pid")
             out=$(taskset -c 1 h2load -n "$REQUESTS" -c "$c" -m "$m" "${connect[@]}" "$url" 2>&1)
-            after=$(cpu_ticks "$pid")
+            after=$(cpu_total "$pid")
             rps=$(awk '/^finished in/ {print $4}' <<<"$out")
             done_reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
             mean=$(awk '/^time for request:/ {print $6}' <<<"$out")

@@ -10,22 +10,13 @@
 # Not run in CI. Usage: bench/http.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 DURATION="${1:-10}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 GATEWAY="$TARGET/release/examples/bench_gateway"
 CONNS=(1 16 256)
-TICK=$(getconf CLK_TCK)
-for tool in nginx wrk envoy taskset "$GATEWAY"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+require nginx wrk envoy taskset "$GATEWAY"
 
 taskset -c 1 nginx -c "$PWD/bench/nginx-backend.conf" -p /tmp & pids+=($!)
 wait_port 18081
@@ -36,9 +27,9 @@ run() { # name port pid
     taskset -c 1 wrk -t1 -c16 -d2s "http://127.0.0.1:$port/" >/dev/null
     for c in "${CONNS[@]}"; do
         local before after out reqs rps p50 p99 cpu
-        before=$(cpu_ticks "$pid")
+        before=$(cpu_total "$pid")
         out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
-        after=$(cpu_ticks "$pid")
+        after=$(cpu_total "$pid")
         reqs=$(awk '/requests in/ {print $1}' <<<"$out")
         rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
         p50=$(awk '$1 == "50%" {print $2}' <<<"$out")

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::env;
 use std::fmt;
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use gateway_core::model::{ObjectMeta, Snapshot};
@@ -38,6 +39,33 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// One loopback address per Gateway of `snapshot`, `127.<subnet>.1.<n>` with `n` from 1 in
+/// `namespace/name` order: the suite gives every Gateway its own load balancer address, so
+/// Gateways of different tests never share a port. The map is what
+/// `compile::Options::gateway_addresses` takes.
+///
+/// # Errors
+/// More Gateways than one `/24` holds (254).
+pub fn gateway_addresses(
+    snapshot: &Snapshot,
+    subnet: u8,
+) -> Result<BTreeMap<(String, String), IpAddr>, Error> {
+    let mut names: Vec<(String, String)> = snapshot
+        .gateways
+        .iter()
+        .map(|g| (g.metadata.namespace().to_owned(), g.metadata.name.clone()))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| match u8::try_from(i + 1) {
+            Ok(host) if host < 255 => Ok((key, IpAddr::V4(Ipv4Addr::new(127, subnet, 1, host)))),
+            _ => Err(Error(format!("more than 254 Gateways ({})", i + 1))),
+        })
+        .collect()
+}
 
 /// Where the suite's data is.
 #[derive(Clone, Debug)]

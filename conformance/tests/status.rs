@@ -14,7 +14,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
 
 use conformance::{CONTROLLER_NAME, Suite};
 use gateway_core::compile::{Options, compile};
@@ -87,21 +86,8 @@ impl World {
     /// its own address (the suite gives every Gateway its own load balancer address, so
     /// Gateways of different tests never share a port).
     fn compile(&mut self) {
-        let mut names: Vec<(String, String)> = self
-            .snapshot
-            .gateways
-            .iter()
-            .map(|g| (g.metadata.namespace().to_owned(), g.metadata.name.clone()))
-            .collect();
-        names.sort();
-        let gateway_addresses: BTreeMap<(String, String), IpAddr> = names
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let i = u8::try_from(i + 1).expect("fewer than 255 Gateways");
-                (key, IpAddr::V4(Ipv4Addr::new(127, 0, 1, i)))
-            })
-            .collect();
+        let gateway_addresses =
+            conformance::gateway_addresses(&self.snapshot, 0).expect("one /24 of Gateways");
         let options = Options {
             controller_name: Some(CONTROLLER_NAME.to_owned()),
             gateway_addresses,

@@ -30,7 +30,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use gateway_core::compile::Options;
 use gateway_examples::serve::{self, RunOptions};
-use gateway_examples::{LogFormat, init_logging};
+use gateway_examples::{LogFormat, OperationsArgs, init_logging};
 use gateway_kube::{
     DEFAULT_CONTROLLER_NAME, GatewayRef, KubeSource, KubeSourceOptions, KubeStatusSink,
     LeaderElector, Leadership, LeaseOptions, SecretSelection, StatusSinkOptions,
@@ -87,17 +87,8 @@ struct Cli {
     /// Where `/readyz` and `/livez` are served (for the kubelet's probes).
     #[arg(long, default_value = "0.0.0.0:8090")]
     probe_address: SocketAddr,
-    /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
-    /// `/status`). Keep it on loopback or a private interface: it shows the whole
-    /// configuration.
-    #[arg(long, default_value = "127.0.0.1:9901")]
-    admin_address: SocketAddr,
-    /// Do not serve the admin endpoint.
-    #[arg(long)]
-    no_admin: bool,
-    /// Do not write the access log (one line per HTTP request, on stderr, in `--log-format`).
-    #[arg(long)]
-    no_access_log: bool,
+    #[command(flatten)]
+    ops: OperationsArgs,
     /// Namespace of the leader-election Lease (the pod's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
@@ -116,7 +107,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format, !cli.no_access_log);
+    init_logging(&cli.log_level, cli.log_format, !cli.ops.no_access_log);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,17 +135,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut gateway_config = GatewayConfig::default();
     gateway_config.listener.drain_timeout = cli.drain_timeout;
-    gateway_config.access_log = !cli.no_access_log;
+    gateway_config.access_log = !cli.ops.no_access_log;
     let gateway = Gateway::new(gateway_config);
-    let (admin_state, admin) = if cli.no_admin {
-        (None, None)
-    } else {
+    let (admin_state, admin) = if let Some(address) = cli.ops.admin() {
         let state = AdminState::new(gateway.clone());
-        let server = AdminServer::bind(cli.admin_address, state.clone())
+        let server = AdminServer::bind(address, state.clone())
             .await
             .with_context(|| "admin endpoint (change --admin-address or pass --no-admin)")?;
         tracing::info!(address = %server.local_addr(), "admin endpoint: /metrics /ready /healthz /config /status");
         (Some(state), Some(server))
+    } else {
+        (None, None)
     };
     let options = RunOptions {
         compile: Options {

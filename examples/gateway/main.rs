@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gateway_core::compile::Options;
 use gateway_examples::check::{Checked, check};
 use gateway_examples::serve::{self, RunOptions};
-use gateway_examples::{LogFormat, init_logging};
+use gateway_examples::{LogFormat, OperationsArgs, init_logging};
 use gateway_file::FileSource;
 use gateway_net::admin::{AdminServer, AdminState};
 use gateway_net::{Gateway, GatewayConfig};
@@ -87,18 +87,8 @@ enum Command {
         /// Print every resource's conditions after each reload, not only the problems.
         #[arg(long)]
         print_status: bool,
-        /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
-        /// `/status`). Keep it on loopback or a private interface: it shows the whole
-        /// configuration.
-        #[arg(long, default_value = "127.0.0.1:9901")]
-        admin_address: SocketAddr,
-        /// Do not serve the admin endpoint.
-        #[arg(long)]
-        no_admin: bool,
-        /// Do not write the access log (one line per HTTP request, on stderr, in
-        /// `--log-format`).
-        #[arg(long)]
-        no_access_log: bool,
+        #[command(flatten)]
+        ops: OperationsArgs,
         /// Threads serving traffic (Tokio worker threads). Default: one per CPU. The
         /// work-stealing scheduler is kept even for one thread: its next-task slot runs a
         /// task woken by the running one at once, which HTTP/2 (a task per stream) needs;
@@ -128,7 +118,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let access_log = match &cli.command {
-        Command::Run { no_access_log, .. } => !no_access_log,
+        Command::Run { ops, .. } => !ops.no_access_log,
         Command::Check { .. } => false,
     };
     init_logging(&cli.log_level, cli.log_format, access_log);
@@ -139,15 +129,13 @@ fn main() -> ExitCode {
             port_offset,
             drain_timeout,
             print_status,
-            admin_address,
-            no_admin,
-            no_access_log,
+            ops,
             threads,
         } => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = drain_timeout;
-            gateway_config.access_log = !no_access_log;
-            let admin_address = (!no_admin).then_some(admin_address);
+            gateway_config.access_log = !ops.no_access_log;
+            let admin_address = ops.admin();
             let options = RunOptions {
                 compile: Options {
                     controller_name,

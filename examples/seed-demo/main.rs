@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 use gateway_examples::grpc::{CallOptions, call_greeter};
 use gateway_examples::seed_demo::{self, SeedDemoOptions};
 use gateway_examples::serve;
-use gateway_examples::{LogFormat, init_logging};
+use gateway_examples::{LogFormat, OperationsArgs, init_logging};
 use gateway_net::GatewayConfig;
 
 #[derive(Parser)]
@@ -46,16 +46,8 @@ struct Cli {
     /// Print every resource's conditions after each reload, not only the problems.
     #[arg(long)]
     print_status: bool,
-    /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
-    /// `/status`).
-    #[arg(long, default_value = "127.0.0.1:9901")]
-    admin_address: SocketAddr,
-    /// Do not serve the admin endpoint.
-    #[arg(long)]
-    no_admin: bool,
-    /// Do not write the access log (one line per HTTP request, on stderr).
-    #[arg(long)]
-    no_access_log: bool,
+    #[command(flatten)]
+    ops: OperationsArgs,
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive).
     #[arg(long, global = true, default_value = "warn", env = "GATEWAY_LOG")]
     log_level: String,
@@ -103,7 +95,7 @@ fn main() -> ExitCode {
     init_logging(
         &cli.log_level,
         cli.log_format,
-        cli.command.is_none() && !cli.no_access_log,
+        cli.command.is_none() && !cli.ops.no_access_log,
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => {
             let mut gateway_config = GatewayConfig::default();
             gateway_config.listener.drain_timeout = cli.drain_timeout;
-            gateway_config.access_log = !cli.no_access_log;
+            gateway_config.access_log = !cli.ops.no_access_log;
             let options = SeedDemoOptions {
                 config,
                 port_offset: cli.port_offset,
@@ -156,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quiet: false,
                 gateway_config,
                 debounce: None,
-                admin_address: (!cli.no_admin).then_some(cli.admin_address),
+                admin_address: cli.ops.admin(),
             };
             let demo = seed_demo::run(options)
                 .await

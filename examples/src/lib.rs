@@ -24,6 +24,31 @@ pub enum LogFormat {
     Json,
 }
 
+/// The operations flags of every binary: the admin endpoint and the access log.
+#[derive(Clone, Debug, clap::Args)]
+pub struct OperationsArgs {
+    /// Address of the admin endpoint (`/metrics`, `/ready`, `/healthz`, `/config`,
+    /// `/status`). Keep it on loopback or a private interface: it shows the whole
+    /// configuration.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    pub admin_address: std::net::SocketAddr,
+    /// Do not serve the admin endpoint.
+    #[arg(long)]
+    pub no_admin: bool,
+    /// Do not write the access log (one line per HTTP request, on stderr, in
+    /// `--log-format`).
+    #[arg(long)]
+    pub no_access_log: bool,
+}
+
+impl OperationsArgs {
+    /// Where to serve the admin endpoint, unless `--no-admin`.
+    #[must_use]
+    pub fn admin(&self) -> Option<std::net::SocketAddr> {
+        (!self.no_admin).then_some(self.admin_address)
+    }
+}
+
 /// Installs the `tracing` subscriber of the binaries: `level` is a level or a tracing
 /// directive (an invalid one falls back to `warn`), output goes to stderr in `format`.
 ///

@@ -3,23 +3,14 @@
 use gateway_core::model::ResourceKind;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
-/// The kinds watched as whole collections. Secrets and ConfigMaps are watched one by one, for
-/// the objects Gateways and BackendTLSPolicies name (see [`crate::SecretSelection`]).
-pub(crate) const WATCHED: [ResourceKind; 13] = [
-    ResourceKind::GatewayClass,
-    ResourceKind::Gateway,
-    ResourceKind::ListenerSet,
-    ResourceKind::HttpRoute,
-    ResourceKind::GrpcRoute,
-    ResourceKind::TlsRoute,
-    ResourceKind::TcpRoute,
-    ResourceKind::UdpRoute,
-    ResourceKind::ReferenceGrant,
-    ResourceKind::BackendTlsPolicy,
-    ResourceKind::Service,
-    ResourceKind::EndpointSlice,
-    ResourceKind::Namespace,
-];
+/// The kinds watched as whole collections: every kind but Secrets and ConfigMaps, which are
+/// watched one by one, for the objects Gateways and BackendTLSPolicies name (see
+/// [`crate::SecretSelection`]).
+pub(crate) fn watched() -> impl Iterator<Item = ResourceKind> {
+    ResourceKind::ALL
+        .into_iter()
+        .filter(|kind| !matches!(kind, ResourceKind::Secret | ResourceKind::ConfigMap))
+}
 
 /// Whether a cluster may lack the kind's CRD without anything being wrong: the experimental
 /// and recently graduated kinds. A missing CRD of any other kind is logged as an error, but

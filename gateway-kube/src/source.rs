@@ -152,7 +152,7 @@ impl KubeSource {
 
     fn start(&mut self) {
         self.started = true;
-        for kind in kinds::WATCHED {
+        for kind in kinds::watched() {
             self.spawn(WatchId::Kind(kind), watcher::Config::default());
         }
         if let SecretSelection::LabelSelector(selector) = &self.options.secrets {

@@ -207,6 +207,16 @@ fn text<'a>(echo: &'a Value, field: &str) -> &'a str {
     echo.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
+/// `Err("<who> <field> <seen>, want <want>")` when the echo's `field` is not `want`.
+fn field_is(echo: &Value, field: &str, want: &str, who: &str) -> Result<(), String> {
+    let seen = text(echo, field);
+    if seen == want {
+        Ok(())
+    } else {
+        Err(format!("{who} {field} {seen:?}, want {want:?}"))
+    }
+}
+
 async fn http_case(
     world: &World,
     test: &TestCase,
@@ -380,28 +390,17 @@ async fn http_case(
     }
     match &expect.request {
         Some(want) => {
-            if let Some(p) = &expected_path
-                && text(&echo, "path") != p
-            {
-                return Err(format!(
-                    "backend saw path {:?}, want {p:?}",
-                    text(&echo, "path")
-                ));
+            if let Some(p) = &expected_path {
+                field_is(&echo, "path", p, "backend saw")?;
             }
-            let want_method = want.method.as_deref().unwrap_or("GET");
-            if text(&echo, "method") != want_method {
-                return Err(format!(
-                    "backend saw method {}, want {want_method}",
-                    text(&echo, "method")
-                ));
-            }
-            if let Some(h) = &want.host
-                && text(&echo, "host") != h
-            {
-                return Err(format!(
-                    "backend saw host {:?}, want {h:?}",
-                    text(&echo, "host")
-                ));
+            field_is(
+                &echo,
+                "method",
+                want.method.as_deref().unwrap_or("GET"),
+                "backend saw",
+            )?;
+            if let Some(h) = &want.host {
+                field_is(&echo, "host", h, "backend saw")?;
             }
             for (name, value) in &want.headers {
                 let actual = echoed_header(&echo, name);
@@ -427,23 +426,10 @@ async fn http_case(
             }
         }
         None => {
-            if text(&echo, "path") != path {
-                return Err(format!(
-                    "backend saw path {:?}, want {path:?}",
-                    text(&echo, "path")
-                ));
-            }
-            if text(&echo, "method") != method {
-                return Err(format!(
-                    "backend saw method {}, want {method}",
-                    text(&echo, "method")
-                ));
-            }
-            if req.host.as_deref().is_some_and(|h| !h.is_empty()) && text(&echo, "host") != host {
-                return Err(format!(
-                    "backend saw host {:?}, want {host:?}",
-                    text(&echo, "host")
-                ));
+            field_is(&echo, "path", &path, "backend saw")?;
+            field_is(&echo, "method", &method, "backend saw")?;
+            if req.host.as_deref().is_some_and(|h| !h.is_empty()) {
+                field_is(&echo, "host", &host, "backend saw")?;
             }
             let mut sent: BTreeMap<String, String> = req.headers.clone();
             sent.insert("X-Echo-Set-Header".to_owned(), set_header.clone());
@@ -756,21 +742,11 @@ async fn udp_case(case: &Case, target: Target) -> Result<(), String> {
     }
     let json: Value = serde_json::from_slice(&reply)
         .map_err(|e| format!("reply {:?}: {e}", String::from_utf8_lossy(&reply)))?;
-    if let Some(service) = &expect.service
-        && text(&json, "service") != service
-    {
-        return Err(format!(
-            "answered by service {:?}, want {service:?}",
-            text(&json, "service")
-        ));
+    if let Some(service) = &expect.service {
+        field_is(&json, "service", service, "answered by")?;
     }
-    if let Some(ns) = &expect.namespace
-        && text(&json, "namespace") != ns
-    {
-        return Err(format!(
-            "answered by namespace {:?}, want {ns:?}",
-            text(&json, "namespace")
-        ));
+    if let Some(ns) = &expect.namespace {
+        field_is(&json, "namespace", ns, "answered by")?;
     }
     Ok(())
 }

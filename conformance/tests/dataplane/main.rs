@@ -30,7 +30,7 @@ mod pods;
 mod ws;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -200,20 +200,8 @@ async fn run() -> ExitCode {
 /// Compiles `snapshot` with each Gateway on its own address and serves it; the addresses and
 /// what could not be bound.
 async fn serve(world: &World, snapshot: &Snapshot) -> (Addresses, Vec<String>) {
-    let mut names: Vec<(String, String)> = snapshot
-        .gateways
-        .iter()
-        .map(|g| (g.metadata.namespace().to_owned(), g.metadata.name.clone()))
-        .collect();
-    names.sort();
-    let gateway_addresses: BTreeMap<(String, String), IpAddr> = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| {
-            let i = u8::try_from(i + 1).expect("fewer than 254 Gateways");
-            (key, IpAddr::V4(Ipv4Addr::new(127, world.subnet, 1, i)))
-        })
-        .collect();
+    let gateway_addresses =
+        conformance::gateway_addresses(snapshot, world.subnet).expect("one /24 of Gateways");
     let addresses: Addresses = gateway_addresses
         .iter()
         .map(|((ns, name), ip)| (format!("{ns}/{name}"), *ip))

@@ -64,7 +64,7 @@ fn key_of(value: &Value) -> ObjectKey {
 /// Secrets watched one by one, as the source runs them.
 fn synced_index(controller: &str, gateway: Option<GatewayRef>, objects: &[Value]) -> Index {
     let mut index = Index::new(controller, gateway);
-    for kind in crate::kinds::WATCHED {
+    for kind in crate::kinds::watched() {
         let id = WatchId::Kind(kind);
         index.add_watch(id.clone());
         index.apply(&id, Change::Restart);

@@ -446,35 +446,9 @@ async fn serve<'s>(
     }
 
     let scheme = if conn.tls { "https" } else { "http" };
-    let backends = match selected.action {
-        RuleAction::Respond { status, reason } => {
-            tracing::debug!(%reason, status, "rule answers without an upstream");
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return finish(error_response(grpc, status), &selected, None, cors.as_ref());
-        }
-        RuleAction::Redirect(redirect) => {
-            let resp = redirect_response(&filters::RedirectInput {
-                redirect,
-                request_scheme: scheme,
-                request_host: host,
-                path: &path,
-                query: uri.query(),
-                prefix: selected.prefix,
-                listener_port: selected.listener.port,
-            });
-            return finish(resp, &selected, None, cors.as_ref());
-        }
-        RuleAction::Forward(backends) => backends,
-    };
-    let Some(chosen) = choose(backends) else {
-        return error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR);
-    };
-    // A RequestRedirect on the chosen backendRef answers instead of forwarding.
-    if let Some(redirect) = chosen.filters.iter().find_map(|f| match f {
-        HttpFilter::Redirect(r) => Some(r),
-        _ => None,
-    }) {
-        let resp = redirect_response(&filters::RedirectInput {
+    // A RequestRedirect, of the rule or of the chosen backendRef, answers instead of forwarding.
+    let redirect_to = |redirect: &ir::Redirect| {
+        redirect_response(&filters::RedirectInput {
             redirect,
             request_scheme: scheme,
             request_host: host,
@@ -482,8 +456,32 @@ async fn serve<'s>(
             query: uri.query(),
             prefix: selected.prefix,
             listener_port: selected.listener.port,
-        });
-        return finish(resp, &selected, Some(chosen), cors.as_ref());
+        })
+    };
+    let backends = match selected.action {
+        RuleAction::Respond { status, reason } => {
+            tracing::debug!(%reason, status, "rule answers without an upstream");
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return finish(error_response(grpc, status), &selected, None, cors.as_ref());
+        }
+        RuleAction::Redirect(redirect) => {
+            return finish(redirect_to(redirect), &selected, None, cors.as_ref());
+        }
+        RuleAction::Forward(backends) => backends,
+    };
+    let Some(chosen) = choose(backends) else {
+        return error_response(grpc, StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    if let Some(redirect) = chosen.filters.iter().find_map(|f| match f {
+        HttpFilter::Redirect(r) => Some(r),
+        _ => None,
+    }) {
+        return finish(
+            redirect_to(redirect),
+            &selected,
+            Some(chosen),
+            cors.as_ref(),
+        );
     }
     let service = match &chosen.backend {
         Backend::Service(s) => {

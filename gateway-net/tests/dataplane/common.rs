@@ -229,7 +229,7 @@ stringData:
 
 /// Reads until EOF with a deadline.
 pub(crate) async fn read_to_end_within(
-    stream: &mut tokio::net::TcpStream,
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
     limit: Duration,
 ) -> Vec<u8> {
     let mut out = Vec::new();

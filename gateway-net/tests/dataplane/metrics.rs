@@ -303,127 +303,44 @@ async fn metrics_count_every_kind_of_traffic_exactly() {
             r#"gateway_http_requests_total{{gateway="ops/gw",listener="http",kind="HTTPRoute",route="ops/web",rule="{rule}",class="{class}"}}"#
         )
     };
-    assert_series(&text, &route("0", "2xx"), 3.0);
-    assert_series(&text, &route("0", "5xx"), 0.0);
-    assert_series(&text, &route("down", "5xx"), 1.0);
-    assert_series(&text, &route("refused", "5xx"), 1.0);
-    assert_series(
-        &text,
-        r#"gateway_http_requests_total{gateway="",listener="",kind="",route="",rule="",class="4xx"}"#,
-        2.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_http_request_duration_seconds_count{gateway="ops/gw",listener="http"}"#,
-        5.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_http_request_duration_seconds_bucket{gateway="ops/gw",listener="http",le="+Inf"}"#,
-        5.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_http_request_duration_seconds_count{gateway="",listener=""}"#,
-        2.0,
-    );
-    // The 200s and the refused attempt reached (or tried) a backend; the 503 did not.
-    assert_series(
-        &text,
-        r#"gateway_http_upstream_duration_seconds_count{gateway="ops/gw",listener="http"}"#,
-        4.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_upstream_failures_total{protocol="http",reason="connect_error"}"#,
-        1.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_upstream_failures_total{protocol="http",reason="timeout"}"#,
-        0.0,
-    );
     let bind = |name: &str, port: u16| format!(r#"{name}{{bind="127.0.0.1:{port}"}}"#);
-    assert_series(
-        &text,
-        &bind("gateway_downstream_connections_total", ports.http),
-        7.0,
-    );
-    assert_series(
-        &text,
-        &bind("gateway_downstream_connections_total", ports.tcp),
-        1.0,
-    );
-    assert_series(
-        &text,
-        &bind("gateway_downstream_connections_total", ports.tls),
-        2.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_tcp_connections_total{gateway="ops/gw",listener="tcp"}"#,
-        1.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_tcp_connections_active{gateway="ops/gw",listener="tcp"}"#,
-        0.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_tcp_bytes_total{direction="downstream"}"#,
-        5.0,
-    );
     let udp =
         |name: &str, label: &str| format!(r#"{name}{{bind="127.0.0.1:{}"{label}}}"#, ports.udp);
-    assert_series(
-        &text,
-        &udp("gateway_udp_datagrams_total", r#",direction="received""#),
-        2.0,
-    );
-    assert_series(
-        &text,
-        &udp("gateway_udp_datagrams_total", r#",direction="forwarded""#),
-        2.0,
-    );
-    assert_series(
-        &text,
-        &udp("gateway_udp_datagrams_total", r#",direction="sent""#),
-        2.0,
-    );
-    assert_series(
-        &text,
-        &udp("gateway_udp_bytes_total", r#",direction="received""#),
-        7.0,
-    );
-    assert_series(
-        &text,
-        &udp("gateway_udp_bytes_total", r#",direction="sent""#),
-        11.0,
-    );
-    assert_series(&text, &udp("gateway_udp_sessions_total", ""), 1.0);
-    assert_series(&text, &udp("gateway_udp_sessions_active", ""), 1.0);
-    assert_series(
-        &text,
-        &udp("gateway_udp_sessions_ended_total", r#",reason="evicted""#),
-        0.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_config_reloads_total{outcome="applied"}"#,
-        1.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_routes{kind="HTTPRoute",state="accepted"}"#,
-        1.0,
-    );
-    assert_series(
-        &text,
-        r#"gateway_routes{kind="UDPRoute",state="accepted"}"#,
-        1.0,
-    );
-    assert_series(&text, "gateway_ready", 1.0);
+    let expected: Vec<(String, f64)> = vec![
+        (route("0", "2xx"), 3.0),
+        (route("0", "5xx"), 0.0),
+        (route("down", "5xx"), 1.0),
+        (route("refused", "5xx"), 1.0),
+        (r#"gateway_http_requests_total{gateway="",listener="",kind="",route="",rule="",class="4xx"}"#.to_owned(), 2.0),
+        (r#"gateway_http_request_duration_seconds_count{gateway="ops/gw",listener="http"}"#.to_owned(), 5.0),
+        (r#"gateway_http_request_duration_seconds_bucket{gateway="ops/gw",listener="http",le="+Inf"}"#.to_owned(), 5.0),
+        (r#"gateway_http_request_duration_seconds_count{gateway="",listener=""}"#.to_owned(), 2.0),
+        // The 200s and the refused attempt reached (or tried) a backend; the 503 did not.
+        (r#"gateway_http_upstream_duration_seconds_count{gateway="ops/gw",listener="http"}"#.to_owned(), 4.0),
+        (r#"gateway_upstream_failures_total{protocol="http",reason="connect_error"}"#.to_owned(), 1.0),
+        (r#"gateway_upstream_failures_total{protocol="http",reason="timeout"}"#.to_owned(), 0.0),
+        (bind("gateway_downstream_connections_total", ports.http), 7.0),
+        (bind("gateway_downstream_connections_total", ports.tcp), 1.0),
+        (bind("gateway_downstream_connections_total", ports.tls), 2.0),
+        (r#"gateway_tcp_connections_total{gateway="ops/gw",listener="tcp"}"#.to_owned(), 1.0),
+        (r#"gateway_tcp_connections_active{gateway="ops/gw",listener="tcp"}"#.to_owned(), 0.0),
+        (r#"gateway_tcp_bytes_total{direction="downstream"}"#.to_owned(), 5.0),
+        (udp("gateway_udp_datagrams_total", r#",direction="received""#), 2.0),
+        (udp("gateway_udp_datagrams_total", r#",direction="forwarded""#), 2.0),
+        (udp("gateway_udp_datagrams_total", r#",direction="sent""#), 2.0),
+        (udp("gateway_udp_bytes_total", r#",direction="received""#), 7.0),
+        (udp("gateway_udp_bytes_total", r#",direction="sent""#), 11.0),
+        (udp("gateway_udp_sessions_total", ""), 1.0),
+        (udp("gateway_udp_sessions_active", ""), 1.0),
+        (udp("gateway_udp_sessions_ended_total", r#",reason="evicted""#), 0.0),
+        (r#"gateway_config_reloads_total{outcome="applied"}"#.to_owned(), 1.0),
+        (r#"gateway_routes{kind="HTTPRoute",state="accepted"}"#.to_owned(), 1.0),
+        (r#"gateway_routes{kind="UDPRoute",state="accepted"}"#.to_owned(), 1.0),
+        ("gateway_ready".to_owned(), 1.0),
+    ];
+    for (series, value) in &expected {
+        assert_series(&text, series, *value);
+    }
     assert!(
         value(
             &text,

@@ -661,6 +661,14 @@ spec:
     .to_owned()
 }
 
+/// Sends `request` on `stream` and returns what comes back until the gateway closes it (or
+/// 5 s pass).
+async fn exchange(stream: &mut TlsStream<TcpStream>, request: &[u8]) -> String {
+    stream.write_all(request).await.unwrap();
+    let response = read_to_end_within(stream, Duration::from_secs(5)).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 /// A gateway with one HTTPS listener for `a.example.com` routing everything to an HTTP echo
 /// backend named `web`; its port.
 async fn https_web_gateway() -> (Gateway, u16) {
@@ -686,18 +694,11 @@ async fn https_web_gateway() -> (Gateway, u16) {
 async fn tls_https_serves_http_routes_after_termination() {
     let (gateway, port) = https_web_gateway().await;
     let mut client = connect(port, Some("a.example.com"), ALL).await.unwrap();
-    client
-        .stream
-        .write_all(b"GET /x HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.stream.read_to_end(&mut response),
+    let text = exchange(
+        &mut client.stream,
+        b"GET /x HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n",
     )
     .await;
-    let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("backend=web"), "{text}");
     gateway.shutdown().await;
@@ -712,21 +713,12 @@ async fn tls_both_framings_over_https_are_400() {
         let mut client = connect_with(port, Some("a.example.com"), ALL, alpn, None)
             .await
             .unwrap();
-        client
-            .stream
-            .write_all(
-                b"POST /x HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\
-                  Content-Length: 3\r\n\r\n0\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        let mut response = Vec::new();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.stream.read_to_end(&mut response),
+        let text = exchange(
+            &mut client.stream,
+            b"POST /x HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\
+              Content-Length: 3\r\n\r\n0\r\n\r\n",
         )
         .await;
-        let text = String::from_utf8_lossy(&response);
         assert!(text.starts_with("HTTP/1.1 400"), "{text}");
         assert!(!text.contains("backend=web"), "{text}");
     }
@@ -767,14 +759,7 @@ async fn tls_misdirected_request_is_421() {
     ] {
         let mut client = connect(port, Some(sni), ALL).await.unwrap();
         let request = format!("GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        client.stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.stream.read_to_end(&mut response),
-        )
-        .await;
-        let text = String::from_utf8_lossy(&response);
+        let text = exchange(&mut client.stream, request.as_bytes()).await;
         assert!(
             text.starts_with(&format!("HTTP/1.1 {status}")),
             "SNI {sni}, Host {host}: {text}"

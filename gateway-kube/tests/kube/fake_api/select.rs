@@ -52,17 +52,28 @@ fn set_values(text: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// A `key!=value`, `key==value` or `key=value` term, the forms label and field selectors
+/// share.
+fn equality(term: &str) -> Option<Requirement> {
+    let pair = |(key, value): (&str, &str)| (key.trim().to_owned(), value.trim().to_owned());
+    if let Some((key, value)) = term.split_once("!=").map(pair) {
+        Some(Requirement::NotEquals(key, value))
+    } else {
+        let (key, value) = term
+            .split_once("==")
+            .or_else(|| term.split_once('='))
+            .map(pair)?;
+        Some(Requirement::Equals(key, value))
+    }
+}
+
 impl Selector {
     /// Parses a label selector (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`).
     pub(crate) fn labels(text: &str) -> Result<Self, String> {
         let mut requirements = Vec::new();
         for term in terms(text) {
-            let requirement = if let Some((key, value)) = term.split_once("!=") {
-                Requirement::NotEquals(key.trim().to_owned(), value.trim().to_owned())
-            } else if let Some((key, value)) = term.split_once("==") {
-                Requirement::Equals(key.trim().to_owned(), value.trim().to_owned())
-            } else if let Some((key, value)) = term.split_once('=') {
-                Requirement::Equals(key.trim().to_owned(), value.trim().to_owned())
+            let requirement = if let Some(requirement) = equality(term) {
+                requirement
             } else if let Some((key, values)) = term.split_once(" notin ") {
                 Requirement::NotIn(key.trim().to_owned(), set_values(values)?)
             } else if let Some((key, values)) = term.split_once(" in ") {
@@ -83,15 +94,8 @@ impl Selector {
     pub(crate) fn fields(text: &str) -> Result<Self, String> {
         let mut requirements = Vec::new();
         for term in terms(text) {
-            let requirement = if let Some((key, value)) = term.split_once("!=") {
-                Requirement::NotEquals(key.trim().to_owned(), value.trim().to_owned())
-            } else if let Some((key, value)) = term.split_once("==") {
-                Requirement::Equals(key.trim().to_owned(), value.trim().to_owned())
-            } else if let Some((key, value)) = term.split_once('=') {
-                Requirement::Equals(key.trim().to_owned(), value.trim().to_owned())
-            } else {
-                return Err(format!("invalid field selector term `{term}`"));
-            };
+            let requirement =
+                equality(term).ok_or_else(|| format!("invalid field selector term `{term}`"))?;
             requirements.push(requirement);
         }
         Ok(Self { requirements })
