@@ -43,15 +43,6 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(Cow::Owned(remove_dot_segments(&decoded)))
 }
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
@@ -62,8 +53,10 @@ fn escape_at(bytes: &[u8], offset: usize) -> Result<(u8, u8, u8), PathError> {
     let (Some(&hi), Some(&lo)) = (bytes.get(offset + 1), bytes.get(offset + 2)) else {
         return Err(malformed);
     };
-    match (hex_value(hi), hex_value(lo)) {
-        (Some(h), Some(l)) => Ok(((h << 4) | l, hi, lo)),
+    let digit = |b: u8| char::from(b).to_digit(16);
+    match (digit(hi), digit(lo)) {
+        // Two hex digits make at most 0xFF.
+        (Some(h), Some(l)) => Ok((((h << 4) | l) as u8, hi, lo)),
         _ => Err(malformed),
     }
 }

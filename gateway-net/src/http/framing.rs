@@ -267,13 +267,9 @@ impl RequestFraming {
 /// is at least 8 KiB, whatever the configured limit.
 const MAX_HEAD_SLACK: usize = 8192;
 
-fn hex(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
+/// The value of a hex digit (bytes past ASCII are Latin-1 letters, never digits).
+fn hex(byte: u8) -> Option<u32> {
+    char::from(byte).to_digit(16)
 }
 
 /// Whether `bytes` holds the empty line that ends a head (httparse accepts bare LFs).
