@@ -44,8 +44,15 @@ pub struct ListenerConfig {
     /// `listen(2)` backlog. Default 1024.
     pub backlog: i32,
     /// How long open connections of a removed listener (or of the whole gateway on shutdown)
-    /// may take to finish before they are closed. Default 30 s.
+    /// may take to finish before they are closed; also how long the TCP and TLS streams and
+    /// UDP sessions of a removed route go on. Default 30 s.
     pub drain_timeout: Duration,
+    /// Open connections per listening socket of HTTP, HTTPS and TLS listeners (the
+    /// listeners sharing a port share it: a cleartext connection's listener is only known
+    /// from each request's host). A connection over it is closed at once and counted in
+    /// `gateway_downstream_connections_rejected`. TCP listeners have their own limit,
+    /// `L4Limits::max_connections_per_listener`. Default 10 000.
+    pub max_connections: usize,
 }
 
 impl Default for ListenerConfig {
@@ -53,6 +60,7 @@ impl Default for ListenerConfig {
         ListenerConfig {
             backlog: 1024,
             drain_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }

@@ -56,7 +56,8 @@ pub(crate) struct BindSignals {
 }
 
 /// Accepts connections until `signals.graceful` is cancelled, dispatching each to the
-/// protocol of the socket's current configuration (read once per connection).
+/// protocol of the socket's current configuration (read when it is accepted; HTTP requests
+/// read it again each).
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     state: Arc<ArcSwap<BindState>>,
@@ -97,21 +98,34 @@ pub(crate) async fn accept_loop(
             shared: shared.clone(),
         };
         let current = state.load_full();
+        let limit = shared.config.listener.max_connections;
+        if !matches!(&*current, BindState::Tcp(_)) && connections.active() >= limit {
+            connections.reject();
+            tracing::debug!(%local, %peer, limit, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        }
         let open = connections.open();
+        let socket = state.clone();
         shared.tracker.spawn(async move {
-            dispatch(current, stream, ctx).await;
+            dispatch(current, socket, stream, ctx).await;
             drop(open);
         });
     }
     tracing::debug!(%local, "stopped accepting");
 }
 
-async fn dispatch(state: Arc<BindState>, stream: TcpStream, ctx: ConnCtx) {
+async fn dispatch(
+    state: Arc<BindState>,
+    socket: Arc<ArcSwap<BindState>>,
+    stream: TcpStream,
+    ctx: ConnCtx,
+) {
     match &*state {
-        BindState::Http(http) => {
-            crate::http::serve_connection(http.clone(), stream, ctx, None).await
+        BindState::Http(_) => crate::http::serve_connection(socket, stream, ctx, None).await,
+        BindState::Tls(tls) => {
+            crate::tls::serve_connection(tls.clone(), socket, stream, ctx).await;
         }
-        BindState::Tls(tls) => crate::tls::serve_connection(tls.clone(), stream, ctx).await,
         BindState::Tcp(tcp) => crate::l4::serve_tcp(tcp.clone(), stream, ctx).await,
         BindState::Udp(_) => {
             tracing::error!("a UDP configuration on a TCP socket; closing the connection");

@@ -1,8 +1,9 @@
 //! The [`Gateway`] handle: apply a configuration, report what is bound, drain and shut down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
 use crate::listener::{self, BindSignals};
+use crate::report::{ApplyReport, BindFailure, ListenerIssue};
 use crate::shared::Shared;
 
 /// The configuration of one socket, swapped atomically on apply.
@@ -30,11 +32,11 @@ pub(crate) enum BindState {
 impl BindState {
     /// Builds the state of a bind; problems with single listeners (a certificate rustls
     /// refuses) are reported and those listeners left out.
-    fn build(bind: &ir::Bind, shared: &Arc<Shared>) -> (BindState, Vec<ListenerIssue>) {
+    pub(crate) fn build(bind: &ir::Bind, shared: &Arc<Shared>) -> (BindState, Vec<ListenerIssue>) {
         match bind.protocol {
             BindProtocol::Http => {
-                let (state, issues) = crate::http::HttpBindState::build(&bind.listeners, shared);
-                (BindState::Http(Arc::new(state)), issues)
+                let state = crate::http::HttpBindState::build(&bind.listeners, shared);
+                (BindState::Http(Arc::new(state)), Vec::new())
             }
             BindProtocol::Tls => {
                 let (state, issues) = crate::tls::TlsBindState::build(&bind.listeners, shared);
@@ -52,41 +54,8 @@ impl BindState {
     }
 }
 
-/// A listener the data plane could not serve as compiled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenerIssue {
-    /// Which listener.
-    pub listener: ListenerId,
-    /// Why (for the listener's status and logs).
-    pub message: String,
-}
-
-/// A socket that could not be bound; its listeners are not served (`PortUnavailable`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BindFailure {
-    /// The address that was asked for.
-    pub address: SocketAddr,
-    /// The listeners that wanted it.
-    pub listeners: Vec<ListenerId>,
-    /// The operating system's answer.
-    pub message: String,
-}
-
-/// What [`Gateway::apply`] did not manage.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// Sockets that could not be bound.
-    pub bind_failures: Vec<BindFailure>,
-    /// Listeners left out of a socket's configuration.
-    pub listener_issues: Vec<ListenerIssue>,
-}
-
-impl ApplyReport {
-    /// Whether everything in the Ir is being served.
-    pub fn is_complete(&self) -> bool {
-        self.bind_failures.is_empty() && self.listener_issues.is_empty()
-    }
-}
+/// A bind of the Ir with its state and what could not be served of it.
+type Built = (ir::Bind, BindState, Vec<ListenerIssue>);
 
 /// A socket the gateway serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,15 +150,32 @@ impl Gateway {
     /// Makes the gateway serve `ir`: binds new sockets, stops accepting on sockets the Ir no
     /// longer has (their connections drain within `ListenerConfig::drain_timeout`), and swaps
     /// the configuration of the others without touching their sockets or connections.
+    ///
+    /// When it returns, every request whose head arrives from then on is served by `ir`,
+    /// on new and open connections alike; requests already in flight finish on the
+    /// configuration they started with. Upstream connections to endpoints `ir` no longer
+    /// has are closed (idle ones now, busy ones when their exchange ends). TCP and TLS
+    /// streams and UDP sessions of a route or listener `ir` no longer has are closed after
+    /// the drain timeout; a backend removed from a route that stays gets no new streams but
+    /// does not cut open ones.
+    ///
+    /// Routers and TLS configurations are built on a blocking thread (`spawn_blocking`), so
+    /// a large configuration does not hold up the workers that serve traffic. Pass the
+    /// returned report to [`ApplyReport::merge_into`] before showing compile's status.
     pub async fn apply(&self, ir: &Ir) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut running = self.running.lock().await;
+        self.start_background();
         self.shared.metrics.begin_apply();
+        self.shared.l4.begin_apply();
+        let (built, endpoints) = self.build_states(ir).await;
+        // New endpoints get pool entries and removed ones lose theirs before any request
+        // can see the new configuration.
+        self.shared.http.pool.keep_endpoints(&endpoints);
         let mut wanted = std::collections::BTreeSet::new();
-        for bind in &ir.binds {
+        for (bind, state, issues) in built {
             let key = (bind.socket_addr(), bind.protocol.transport());
             wanted.insert(key);
-            let (state, issues) = BindState::build(bind, &self.shared);
             report.listener_issues.extend(issues);
             let listeners: Vec<ListenerId> = bind.listeners.iter().map(|l| l.id.clone()).collect();
             if let Some(existing) = running.get_mut(&key) {
@@ -198,7 +184,7 @@ impl Gateway {
                 existing.listeners = listeners;
                 continue;
             }
-            match self.start(bind, state) {
+            match self.start(&bind, state) {
                 Ok((local, state, signals)) => {
                     tracing::info!(address = %local, protocol = ?bind.protocol, "listening");
                     running.insert(
@@ -234,9 +220,51 @@ impl Gateway {
                 self.drain(gone.signals);
             }
         }
+        // After the swap: streams of routes the new states no longer hold are told to end.
+        self.shared
+            .l4
+            .end_apply(self.shared.config.listener.drain_timeout);
         self.shared.metrics.end_apply(report.is_complete());
         self.shared.readiness.applied(report.is_complete());
         report
+    }
+
+    /// The state of every bind of `ir`, and the upstream endpoints it uses, built on a
+    /// blocking thread.
+    async fn build_states(&self, ir: &Ir) -> (Vec<Built>, HashSet<SocketAddr>) {
+        let build = |ir: Ir, shared: &Arc<Shared>| {
+            let endpoints = crate::http::upstream_endpoints(&ir);
+            let built = ir
+                .binds
+                .into_iter()
+                .map(|bind| {
+                    let (state, issues) = BindState::build(&bind, shared);
+                    (bind, state, issues)
+                })
+                .collect();
+            (built, endpoints)
+        };
+        // Binds hold their listeners by `Arc`: the copy is shallow.
+        let copy = ir.clone();
+        let shared = self.shared.clone();
+        let blocking = tokio::task::spawn_blocking(move || build(copy, &shared));
+        match blocking.await {
+            Ok(built) => built,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down and refuses blocking work: build here.
+            Err(_) => build(ir.clone(), &self.shared),
+        }
+    }
+
+    /// Starts the tasks that run for the gateway's whole life (the upstream idle reaper),
+    /// once, inside the runtime that runs `apply`.
+    fn start_background(&self) {
+        if self.shared.background_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(crate::http::reap_idle_upstreams(Arc::downgrade(
+            &self.shared,
+        )));
     }
 
     fn start(
@@ -335,6 +363,10 @@ impl Gateway {
         for s in &signals {
             s.graceful.cancel();
         }
+        // Idle upstream connections end now, busy ones when their exchange does; none goes
+        // back to the pool.
+        self.shared.stopping.cancel();
+        self.shared.http.pool.keep_endpoints(&Default::default());
         self.shared.tracker.close();
         if tokio::time::timeout(deadline, self.shared.tracker.wait())
             .await

@@ -23,19 +23,40 @@ pub(crate) struct Shared {
     pub(crate) metrics: crate::metrics::MetricsState,
     /// What `/ready` answers.
     pub(crate) readiness: ReadyState,
+    /// Cancelled when [`Gateway::shutdown`](crate::Gateway::shutdown) starts.
+    pub(crate) stopping: CancellationToken,
+    /// Whether the gateway-wide background tasks run (started by the first apply).
+    pub(crate) background_started: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn new(config: GatewayConfig) -> Arc<Shared> {
-        let http = crate::http::HttpShared::new(&config.http);
+        let tracker = TaskTracker::new();
+        let http = crate::http::HttpShared::new(&config.http, tracker.clone());
         Arc::new(Shared {
             config,
-            tracker: TaskTracker::new(),
+            tracker,
             http,
             l4: crate::l4::L4Shared::default(),
             metrics: crate::metrics::MetricsState::default(),
             readiness: ReadyState::default(),
+            stopping: CancellationToken::new(),
+            background_started: AtomicBool::new(false),
         })
+    }
+}
+
+/// Drops `value` on a blocking thread when called inside a Tokio runtime, else here.
+///
+/// A configuration of thousands of routes takes tens of milliseconds to free; whichever task
+/// lets go of it last (often the last request that was served with it) must not stall the
+/// worker thread it runs on.
+pub(crate) fn drop_off_worker<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(move || drop(value));
+        }
+        Err(_) => drop(value),
     }
 }
 

@@ -10,7 +10,7 @@ use gateway_core::ir::{
     self, AppProtocol, Backend, HttpFilter, PathMatch, RouteId, RuleAction, ServiceBackend,
     WeightedBackend,
 };
-use gateway_core::router::{GrpcRouting, HttpRequest, RequestHeaders, normalize_path};
+use gateway_core::router::{GrpcRouting, HttpRequest, RequestHeaders, SniRouter, normalize_path};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -21,6 +21,7 @@ use super::filters;
 use super::upstream::{self, Body, BoxError, ChannelBody, TeeBody, UpstreamError};
 use super::{ActiveGuard, ConnInfo, HttpBindState};
 use crate::metrics::{RuleMetrics, UpstreamFailure};
+use crate::runtime::BindState;
 
 // Header names the handler writes or strips on every request, built at compile time.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -30,11 +31,6 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
-/// Largest request body buffered so that a retry can resend it.
-const RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
-/// Chunks of a request body queued for a mirror before its copy is abandoned.
-const MIRROR_QUEUE: usize = 64;
 
 /// [`RequestHeaders`] over hyper's header map.
 pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
@@ -97,10 +93,12 @@ impl http_body::Body for ServerBody {
 
 /// The hyper service of every connection.
 pub(crate) async fn handle(
-    state: Arc<HttpBindState>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
+    // The one load of the configuration for this request; held until its response head is
+    // ready, so a reload meanwhile does not change what serves it.
+    let socket = conn.config.load_full();
     let guard = ActiveGuard::new(&conn);
     let index = conn
         .requests
@@ -114,7 +112,20 @@ pub(crate) async fn handle(
     let version = req.version();
     let host = request_host(&req);
     let mut log = LogFields::default();
-    let mut response = serve(&state, &conn, index, req, host.as_ref(), &mut log).await;
+    let mut response = match current(&socket, &conn) {
+        Some(current) => serve(&current, &conn, index, req, host.as_ref(), &mut log).await,
+        None => {
+            // The connection's TLS listener is gone or changed (or the socket's protocol
+            // did): the client must reconnect to get the new listener and certificate.
+            conn.retire.cancel();
+            let mut resp = status_response(StatusCode::MISDIRECTED_REQUEST);
+            if version <= Version::HTTP_11 {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    };
     // A HEAD answer has no content. hyper drops it for HTTP/1.1, but over HTTP/2 the gateway's
     // own answers (404, redirects) would send DATA frames the client must reject.
     if method == Method::HEAD {
@@ -193,6 +204,22 @@ fn status_response(status: StatusCode) -> Response<Body> {
     resp
 }
 
+/// `413` (gRPC: `RESOURCE_EXHAUSTED`): the request body is over
+/// `HttpLimits::max_request_body_bytes`. HTTP/1.1 connections close after it, as the rest of
+/// the body is not read.
+fn too_large(grpc: bool, version: Version) -> Response<Body> {
+    let mut resp = if grpc {
+        grpc_response(GrpcCode::ResourceExhausted, "request body too large")
+    } else {
+        status_response(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    if version <= Version::HTTP_11 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// A redirect answer (RequestRedirect on a rule or on a backendRef).
 fn redirect_response(input: &filters::RedirectInput<'_>) -> Response<Body> {
     let location = filters::redirect_location(input);
@@ -211,6 +238,7 @@ fn redirect_response(input: &filters::RedirectInput<'_>) -> Response<Body> {
 #[derive(Clone, Copy, Debug)]
 enum GrpcCode {
     DeadlineExceeded = 4,
+    ResourceExhausted = 8,
     Unimplemented = 12,
     Internal = 13,
     Unavailable = 14,
@@ -267,18 +295,45 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The configuration a request is served with, from the socket's current state.
+struct Current<'s> {
+    http: &'s HttpBindState,
+    /// On TLS connections that sent an SNI: the port's listener choice and the listener the
+    /// SNI chooses in this configuration.
+    sni: Option<(&'s SniRouter, &'s Arc<ir::Listener>)>,
+}
+
+/// The part of the socket's current state that serves this connection: `None` when it no
+/// longer does (the TLS listener its handshake chose is gone or is another one now, or the
+/// socket changed between cleartext and TLS).
+fn current<'s>(socket: &'s BindState, conn: &ConnInfo) -> Option<Current<'s>> {
+    match (socket, &conn.tls) {
+        (BindState::Http(http), None) => Some(Current { http, sni: None }),
+        (BindState::Tls(tls), Some(info)) => {
+            let listener = tls.router.listener(info.sni.as_deref())?;
+            if listener.id != info.listener || listener.protocol != ir::ListenerProtocol::Https {
+                return None;
+            }
+            Some(Current {
+                http: &tls.http,
+                sni: info.sni.is_some().then_some((&tls.router, listener)),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Whether a request on a TLS connection names a host that another listener of the port
 /// serves than the one the connection's SNI chose: an HTTP/2 client reusing a connection for
 /// a host with a different certificate or routes (the Gateway API's 421 rule). A host no
 /// listener serves is not misdirected; routing answers it (404).
-fn is_misdirected(conn: &ConnInfo, host: &str) -> bool {
-    let Some(chosen) = &conn.sni_listener else {
+fn is_misdirected(current: &Current<'_>, host: &str) -> bool {
+    let Some((router, chosen)) = current.sni else {
         return false;
     };
-    chosen
-        .router
+    router
         .listener(Some(host))
-        .is_some_and(|by_host| !Arc::ptr_eq(by_host, &chosen.listener))
+        .is_some_and(|by_host| !Arc::ptr_eq(by_host, chosen))
 }
 
 /// Request smuggling: both framings, or disagreeing lengths. hyper removes `Content-Length`
@@ -304,7 +359,7 @@ fn ambiguous_framing(conn: &ConnInfo, index: u64, headers: &HeaderMap) -> bool {
 }
 
 async fn serve<'s>(
-    state: &'s HttpBindState,
+    current: &Current<'s>,
     conn: &Arc<ConnInfo>,
     index: u64,
     req: Request<Incoming>,
@@ -344,10 +399,11 @@ async fn serve<'s>(
         }
         (None, None) => return status_response(StatusCode::BAD_REQUEST),
     };
-    if is_misdirected(conn, host) {
+    if is_misdirected(current, host) {
         // A plain 421 for gRPC too: it tells any HTTP/2 client to retry on a new connection.
         return status_response(StatusCode::MISDIRECTED_REQUEST);
     }
+    let state = current.http;
     let uri = parts.uri.clone();
     let Ok(path) = normalize_path(uri.path()) else {
         return status_response(StatusCode::BAD_REQUEST);
@@ -445,7 +501,7 @@ async fn serve<'s>(
         }
     }
 
-    let scheme = if conn.tls { "https" } else { "http" };
+    let scheme = if conn.tls.is_some() { "https" } else { "http" };
     // A RequestRedirect, of the rule or of the chosen backendRef, answers instead of forwarding.
     let redirect_to = |redirect: &ir::Redirect| {
         redirect_response(&filters::RedirectInput {
@@ -582,22 +638,46 @@ async fn serve<'s>(
         return status_response(StatusCode::BAD_REQUEST);
     };
 
-    // Body: buffered when retries may resend it, teed when mirrors want a copy.
+    // Body: over the size limit is refused; buffered when retries may resend it, teed when
+    // mirrors want a copy.
+    let limits = &conn.shared.config.http;
+    let body_limit = limits.max_request_body_bytes;
+    if let Some(limit) = body_limit
+        && body.size_hint().lower() > limit
+    {
+        return too_large(grpc, parts.version);
+    }
     let max_attempts = selected.retry.map_or(1, |r| r.attempts.saturating_add(1));
     let small = body.is_end_stream()
         || body
             .size_hint()
             .upper()
-            .is_some_and(|n| n <= RETRY_BUFFER_LIMIT);
+            .is_some_and(|n| n <= limits.retry_buffer_bytes);
     let mut buffered: Option<Bytes> = None;
     let mut streaming: Option<Body> = None;
+    // Set by the body when it grows past the limit (only bodies that can are watched).
+    let mut over_limit: Option<Arc<std::sync::atomic::AtomicBool>> = None;
     if max_attempts > 1 && small {
         match body.collect().await {
             Ok(collected) => buffered = Some(collected.to_bytes()),
             Err(_) => return status_response(StatusCode::BAD_REQUEST),
         }
     } else {
-        streaming = Some(body.map_err(BoxError::from).boxed_unsync());
+        let body = body.map_err(BoxError::from).boxed_unsync();
+        streaming = Some(match body_limit {
+            // A length the client announced has been checked; chunked and HTTP/2 bodies are
+            // counted as they stream.
+            Some(limit) if !body.is_end_stream() => {
+                let exceeded = over_limit.insert(Arc::default()).clone();
+                upstream::LimitedBody {
+                    inner: body,
+                    left: limit,
+                    exceeded,
+                }
+                .boxed_unsync()
+            }
+            _ => body,
+        });
     }
     let max_attempts = if buffered.is_some() { max_attempts } else { 1 };
 
@@ -609,7 +689,7 @@ async fn serve<'s>(
                 upstream::empty()
             }
             (None, Some(inner)) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(MIRROR_QUEUE);
+                let (tx, rx) = tokio::sync::mpsc::channel(limits.mirror_queue_chunks.max(1));
                 streaming = Some(
                     TeeBody {
                         inner,
@@ -671,6 +751,13 @@ async fn serve<'s>(
                 None => sent.await.map_err(Failure::Upstream),
             };
             log.upstream = Some(started.elapsed());
+            if result.is_err()
+                && over_limit
+                    .as_ref()
+                    .is_some_and(|o| o.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
             if let Err(failure) = &result {
                 shared.metrics.upstream_failure(match failure {
                     Failure::Timeout => UpstreamFailure::Timeout,
@@ -720,6 +807,7 @@ async fn serve<'s>(
     };
     let mut resp = match outcome {
         Ok(resp) => resp,
+        Err(StatusCode::PAYLOAD_TOO_LARGE) => return too_large(grpc, parts.version),
         Err(status) => {
             return finish(
                 error_response(grpc, status),
@@ -729,6 +817,9 @@ async fn serve<'s>(
             );
         }
     };
+    // The client is answered in its own HTTP version, not the backend's: an HTTP/1.0
+    // backend's answer would otherwise end the client's keep-alive connection.
+    *resp.version_mut() = parts.version;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(ClientUpgrade(client)) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);

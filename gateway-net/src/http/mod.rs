@@ -24,7 +24,17 @@
 //!   gracefully (HTTP/1.1 and HTTP/2);
 //! - HTTP/2 concurrent streams per connection (256), pending-accept reset streams (20) and
 //!   locally-errored reset streams (1024): the "rapid reset" defences;
-//! - upstream connect timeout (5 s) → `503`; upstream pool idle timeout (90 s).
+//! - request body size (no limit) → `413`, see below;
+//! - upstream connect timeout (5 s) → `503`; upstream pool idle timeout (90 s), after which
+//!   idle upstream connections are closed even when no request comes; TCP keepalive on
+//!   upstream sockets (60 s);
+//! - open connections per listening socket (`ListenerConfig::max_connections`, 10 000): a
+//!   connection over it is closed at once and counted.
+//!
+//! With `max_request_body_bytes` set, a request whose `Content-Length` is over it gets `413`
+//! and is not forwarded; a chunked or HTTP/2 body that grows past it is cut off, the upstream
+//! exchange aborted, and the client gets `413` unless the backend already answered. HTTP/1.1
+//! connections are closed after a `413` (the rest of the body is not read).
 //!
 //! Request smuggling: a request with several different `Content-Length` values, or with both
 //! `Content-Length` and `Transfer-Encoding` (in either order, whatever the values), gets
@@ -66,13 +76,24 @@
 //! response body is not cut by them.
 //!
 //! Retries (`ir::Retry`) are made only when the request body is empty or known (by
-//! `Content-Length`) to be at most 64 KiB: such a body is read fully before the first attempt
-//! so that it can be sent again. Connection errors are retried as well as the listed codes.
+//! `Content-Length`) to be at most `retry_buffer_bytes` (64 KiB): such a body is read fully
+//! before the first attempt so that it can be sent again. Connection errors are retried as well as the listed codes.
 //!
 //! Backends are chosen by weight at random; endpoints of a Service in round-robin order.
-//! Mirrors get a copy of the request (the body is teed through a bounded channel; a mirror
-//! that cannot keep up loses its copy, never slowing the main request) and their responses
-//! are discarded.
+//! Mirrors get a copy of the request (the body is teed through a channel of
+//! `mirror_queue_chunks` chunks; a mirror that cannot keep up loses its copy, never slowing
+//! the main request) and their responses are discarded.
+//!
+//! # Configuration changes
+//!
+//! A connection keeps its socket's configuration handle, not a configuration: each request
+//! loads the current one when its head arrives and keeps it until its response head is
+//! ready, so a keep-alive or HTTP/2 connection follows every `apply` from its next request
+//! on, and a request in flight finishes with the routes, backends and timeouts it started
+//! with. On TLS, the listener the handshake chose is looked up again by SNI for each
+//! request: when the new configuration serves that SNI with another listener or none, the
+//! request gets `421 Misdirected Request` and the connection is closed gracefully, so the
+//! client reconnects and gets the new certificate.
 //!
 //! # Access log
 //!
@@ -99,6 +120,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use gateway_core::ir;
 use gateway_core::router::HttpRouter;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -106,7 +128,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::metrics::RuleMetrics;
-use crate::runtime::ListenerIssue;
+use crate::runtime::BindState;
 use crate::shared::{ConnCtx, Shared};
 
 /// HTTP limits and timeouts. Every field documents its default.
@@ -137,6 +159,19 @@ pub struct HttpLimits {
     pub upstream_idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per upstream endpoint. Default 256.
     pub upstream_max_idle_per_endpoint: usize,
+    /// TCP keepalive on upstream sockets: the idle time before the first probe (probes
+    /// then every quarter of it, at least 1 s, three before the connection is dropped), so a
+    /// backend that vanished without a FIN is noticed. `None` turns it off. Default 60 s.
+    pub upstream_tcp_keepalive: Option<Duration>,
+    /// Largest request body forwarded, in bytes; larger ones get `413`. Default `None` (no
+    /// limit: bodies stream and are never held whole, except for retries below).
+    pub max_request_body_bytes: Option<u64>,
+    /// Largest request body (known by `Content-Length`) buffered so that a retry can send it
+    /// again; requests with larger or unknown bodies are sent once. Default 64 KiB.
+    pub retry_buffer_bytes: u64,
+    /// Body chunks queued for a request mirror before its copy is abandoned (the mirror
+    /// never slows the request). Default 64.
+    pub mirror_queue_chunks: usize,
 }
 
 impl Default for HttpLimits {
@@ -152,6 +187,10 @@ impl Default for HttpLimits {
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_max_idle_per_endpoint: 256,
+            upstream_tcp_keepalive: Some(Duration::from_secs(60)),
+            max_request_body_bytes: None,
+            retry_buffer_bytes: 64 * 1024,
+            mirror_queue_chunks: 64,
         }
     }
 }
@@ -200,11 +239,11 @@ fn server_builder(limits: &HttpLimits) -> auto::Builder<TokioExecutor> {
 }
 
 impl HttpShared {
-    pub(crate) fn new(limits: &HttpLimits) -> HttpShared {
+    pub(crate) fn new(limits: &HttpLimits, tracker: tokio_util::task::TaskTracker) -> HttpShared {
         HttpShared {
             auto: server_builder(limits),
             h2_only: server_builder(limits).http2_only(),
-            pool: upstream::Pool::new(limits),
+            pool: upstream::Pool::new(limits, tracker),
             request_id_seed: fastrand::u64(..),
             request_id_counter: AtomicU64::new(0),
             limits: limits.clone(),
@@ -236,11 +275,9 @@ pub(crate) struct HttpBindState {
 }
 
 impl HttpBindState {
-    pub(crate) fn build(
-        listeners: &[Arc<ir::Listener>],
-        shared: &Arc<Shared>,
-    ) -> (HttpBindState, Vec<ListenerIssue>) {
+    pub(crate) fn build(listeners: &[Arc<ir::Listener>], shared: &Arc<Shared>) -> HttpBindState {
         let mut rule_metrics = std::collections::HashMap::new();
+        let mut round_robin = std::collections::HashMap::new();
         for listener in listeners {
             // Listeners without routes still get their (empty) histograms.
             shared.metrics.listener(&listener.id);
@@ -261,52 +298,17 @@ impl HttpBindState {
                 let metrics = shared.metrics.rule(&listener.id, route, index, name);
                 rule_metrics.insert(key, metrics);
             }
+            for_each_service(listener, &mut |backend| {
+                round_robin
+                    .entry(endpoints_key(&backend.endpoints))
+                    .or_insert_with(|| AtomicUsize::new(fastrand::usize(..)));
+            });
         }
-        let mut round_robin = std::collections::HashMap::new();
-        let mut add = |backend: &ir::ServiceBackend| {
-            round_robin
-                .entry(endpoints_key(&backend.endpoints))
-                .or_insert_with(|| AtomicUsize::new(fastrand::usize(..)));
-        };
-        let mut add_action = |action: &ir::RuleAction, filters: &[ir::HttpFilter]| {
-            let each_filter =
-                |filters: &[ir::HttpFilter], add: &mut dyn FnMut(&ir::ServiceBackend)| {
-                    for f in filters {
-                        if let ir::HttpFilter::Mirror(m) = f {
-                            add(&m.backend);
-                        }
-                    }
-                };
-            each_filter(filters, &mut add);
-            if let ir::RuleAction::Forward(backends) = action {
-                for b in backends {
-                    if let ir::Backend::Service(s) = &b.backend {
-                        add(s);
-                    }
-                    each_filter(&b.filters, &mut add);
-                }
-            }
-        };
-        for listener in listeners {
-            for route in &listener.http_routes {
-                for rule in &route.rules {
-                    add_action(&rule.action, &rule.filters);
-                }
-            }
-            for route in &listener.grpc_routes {
-                for rule in &route.rules {
-                    add_action(&rule.action, &rule.filters);
-                }
-            }
+        HttpBindState {
+            router: HttpRouter::new(listeners),
+            round_robin,
+            rule_metrics,
         }
-        (
-            HttpBindState {
-                router: HttpRouter::new(listeners),
-                round_robin,
-                rule_metrics,
-            },
-            Vec::new(),
-        )
     }
 
     /// The next endpoint of `backend` in round-robin order (`None` without endpoints).
@@ -326,6 +328,81 @@ impl HttpBindState {
     }
 }
 
+/// Calls `f` with every Service a listener's HTTPRoute and GRPCRoute rules can send requests
+/// to: their backendRefs and the mirrors of rules and backendRefs.
+fn for_each_service(listener: &ir::Listener, f: &mut dyn FnMut(&ir::ServiceBackend)) {
+    fn mirrors(filters: &[ir::HttpFilter], f: &mut dyn FnMut(&ir::ServiceBackend)) {
+        for filter in filters {
+            if let ir::HttpFilter::Mirror(m) = filter {
+                f(&m.backend);
+            }
+        }
+    }
+    let http = listener
+        .http_routes
+        .iter()
+        .flat_map(|r| r.rules.iter().map(|rule| (&rule.action, &rule.filters[..])));
+    let grpc = listener
+        .grpc_routes
+        .iter()
+        .flat_map(|r| r.rules.iter().map(|rule| (&rule.action, &rule.filters[..])));
+    for (action, filters) in http.chain(grpc) {
+        mirrors(filters, f);
+        if let ir::RuleAction::Forward(backends) = action {
+            for backend in backends {
+                if let ir::Backend::Service(service) = &backend.backend {
+                    f(service);
+                }
+                mirrors(&backend.filters, f);
+            }
+        }
+    }
+}
+
+/// Every endpoint an HTTP request of `ir` can be sent to: the upstream pools keep
+/// connections to these and close the others.
+pub(crate) fn upstream_endpoints(ir: &ir::Ir) -> std::collections::HashSet<std::net::SocketAddr> {
+    let mut endpoints = std::collections::HashSet::new();
+    for bind in &ir.binds {
+        for listener in &bind.listeners {
+            for_each_service(listener, &mut |service| {
+                endpoints.extend(service.endpoints.iter().copied());
+            });
+        }
+    }
+    endpoints
+}
+
+/// Closes idle upstream connections older than `HttpLimits::upstream_idle_timeout`, a few
+/// times per timeout, until the gateway is shut down or dropped.
+pub(crate) async fn reap_idle_upstreams(shared: std::sync::Weak<Shared>) {
+    let every = match shared.upgrade() {
+        Some(shared) => (shared.config.http.upstream_idle_timeout / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(15)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.stopping.is_cancelled() {
+            return;
+        }
+        shared.http.pool.reap_idle();
+    }
+}
+
+impl Drop for HttpBindState {
+    fn drop(&mut self) {
+        let router = std::mem::replace(&mut self.router, HttpRouter::new(&[]));
+        let rule_metrics = std::mem::take(&mut self.rule_metrics);
+        crate::shared::drop_off_worker((router, rule_metrics));
+    }
+}
+
 fn endpoints_key(endpoints: &Arc<[std::net::SocketAddr]>) -> usize {
     endpoints.as_ptr() as usize
 }
@@ -336,35 +413,33 @@ fn rule_key<T>(rule: &T) -> usize {
 }
 
 /// What TLS negotiated, for requests over terminated TLS.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct TlsInfo {
     /// SNI the client sent.
     pub(crate) sni: Option<String>,
-    /// The listener the SNI chose, when the client sent one.
-    pub(crate) sni_listener: Option<SniListener>,
+    /// The listener the handshake chose (by SNI): each request checks that the current
+    /// configuration still serves this SNI with it.
+    pub(crate) listener: ir::ListenerId,
     /// Whether ALPN chose `h2`: the connection is served as HTTP/2 without preface detection.
     pub(crate) alpn_h2: bool,
-}
-
-/// The listener a TLS connection's SNI chose, and the choice among the port's listeners, so
-/// that each request's host can be checked against it (421 Misdirected Request).
-#[derive(Clone, Debug)]
-pub(crate) struct SniListener {
-    pub(crate) router: Arc<gateway_core::router::SniRouter>,
-    pub(crate) listener: Arc<gateway_core::ir::Listener>,
 }
 
 /// Per-connection facts the request handler needs.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
+    /// The socket's configuration, loaded by each request when its head arrives.
+    config: Arc<ArcSwap<BindState>>,
     /// The client IP, formatted once for `X-Forwarded-For`.
     peer_ip: http::HeaderValue,
-    /// Whether the client reached us over TLS.
-    tls: bool,
-    /// The listener chosen by SNI on a TLS connection that sent one.
-    sni_listener: Option<SniListener>,
+    /// Set when the client reached us over TLS.
+    tls: Option<TlsInfo>,
     /// The connection's drain deadline, which also ends its upgraded tunnels and mirrors.
     kill: tokio_util::sync::CancellationToken,
+    /// Cancelled when the connection should finish what is in flight and close (GOAWAY,
+    /// `Connection: close`): by its listener's drain (a child of `ConnCtx::graceful`, so the
+    /// connection's loop waits on one token), or by a request that finds the connection's
+    /// TLS listener gone from the configuration.
+    retire: tokio_util::sync::CancellationToken,
     shared: Arc<Shared>,
     /// Requests whose response has not finished.
     active: AtomicUsize,
@@ -403,9 +478,10 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Serves HTTP on one connection until it closes or the gateway drains.
+/// Serves HTTP on one connection until it closes or the gateway drains. Each request reads
+/// `config`, the socket's configuration, when its head arrives.
 pub(crate) async fn serve_connection<IO>(
-    state: Arc<HttpBindState>,
+    config: Arc<ArcSwap<BindState>>,
     io: IO,
     ctx: ConnCtx,
     tls: Option<TlsInfo>,
@@ -416,12 +492,14 @@ pub(crate) async fn serve_connection<IO>(
     if let Some(tls) = &tls {
         tracing::trace!(peer = %ctx.peer, sni = ?tls.sni, h2 = tls.alpn_h2, "serving HTTP over TLS");
     }
+    let h2 = tls.as_ref().is_some_and(|t| t.alpn_h2);
     let conn_info = Arc::new(ConnInfo {
+        config,
         peer_ip: http::HeaderValue::from_str(&ctx.peer.ip().to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown")),
-        tls: tls.is_some(),
-        sni_listener: tls.as_ref().and_then(|t| t.sni_listener.clone()),
+        tls,
         kill: ctx.kill.clone(),
+        retire: ctx.graceful.child_token(),
         shared: shared.clone(),
         active: AtomicUsize::new(0),
         last_done_ms: AtomicU64::new(0),
@@ -429,7 +507,6 @@ pub(crate) async fn serve_connection<IO>(
         requests: AtomicU64::new(0),
         framing_conflict: AtomicU64::new(u64::MAX),
     });
-    let h2 = tls.as_ref().is_some_and(|t| t.alpn_h2);
     let builder = if h2 {
         &shared.http.h2_only
     } else {
@@ -442,9 +519,7 @@ pub(crate) async fn serve_connection<IO>(
         observer: framing::FramingWatch::new(conn_info.clone(), max_head),
     };
     let service_conn = conn_info.clone();
-    let service = hyper::service::service_fn(move |req| {
-        handler::handle(state.clone(), service_conn.clone(), req)
-    });
+    let service = hyper::service::service_fn(move |req| handler::handle(service_conn.clone(), req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = shared.config.http.idle_timeout;
@@ -458,7 +533,8 @@ pub(crate) async fn serve_connection<IO>(
                 }
                 return;
             }
-            () = ctx.graceful.cancelled(), if !closing => {
+            () = conn_info.retire.cancelled(), if !closing => {
+                tracing::debug!(peer = %ctx.peer, "draining, or the connection's TLS listener changed; closing it gracefully");
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -4,8 +4,15 @@
 //! ([`proxy_stream`], shared with TLS passthrough and TLS terminate): bytes are copied
 //! through user-space buffers (`copy`), or with `L4Limits::tcp_splice` on Linux two plain TCP
 //! sockets are joined in the kernel with splice(2) (`splice`). A UDP listener keeps a session per client address,
-//! each with its own connected upstream socket ([`run_udp`]). Route changes apply to new
-//! connections and new sessions; open ones keep their upstream.
+//! each with its own connected upstream socket ([`run_udp`]).
+//!
+//! Configuration changes: a connection (or UDP session) reads the route when it starts and
+//! keeps the endpoint it was given. When an `apply` leaves a route or a listener out, the
+//! streams and sessions it carried are closed once the drain timeout
+//! (`ListenerConfig::drain_timeout`) has passed ([`RouteStreams`]); a backend or endpoint
+//! removed from a route that stays gets no new connections, and its open ones are not cut
+//! (a client that wants the new backend reconnects). A removed UDP listener's socket closes
+//! at once: no datagram can reach it any more.
 
 mod copy;
 #[cfg(target_os = "linux")]
@@ -19,9 +26,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use gateway_core::ir::{self, ListenerId};
+use gateway_core::ir::{self, ListenerId, RouteId};
+use tokio_util::sync::CancellationToken;
 
-#[allow(unused_imports)] // `proxy_stream` is also called by the TLS listeners
 pub(crate) use tcp::{TcpBindState, proxy_stream, serve_tcp};
 pub(crate) use udp::{UdpBindState, run_udp};
 
@@ -98,9 +105,69 @@ pub(crate) struct L4Shared {
     tcp: Mutex<HashMap<ListenerId, Arc<TcpStats>>>,
     /// Counters of each running UDP socket.
     udp: Mutex<HashMap<SocketAddr, Arc<UdpStats>>>,
+    /// What ends the streams of each (listener, route) of the applied configurations.
+    routes: Mutex<RouteRegistry>,
+}
+
+/// What ends the open streams (TCP, TLS passthrough and terminate) and UDP sessions of one
+/// route on one listener: cancelled a drain timeout after the `apply` that left the route
+/// or the listener out.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RouteStreams {
+    pub(crate) gone: CancellationToken,
+}
+
+/// The [`RouteStreams`] of every (listener, route), and those an apply in progress has used.
+#[derive(Debug, Default)]
+struct RouteRegistry {
+    live: HashMap<(ListenerId, RouteId), RouteStreams>,
+    used: std::collections::HashSet<(ListenerId, RouteId)>,
 }
 
 impl L4Shared {
+    /// An apply starts: routes its configuration does not use are retired at its end.
+    pub(crate) fn begin_apply(&self) {
+        self.lock_routes().used.clear();
+    }
+
+    /// The [`RouteStreams`] of a route on a listener: the same as the previous
+    /// configuration's when it had them, so its open streams live on.
+    pub(crate) fn route_streams(&self, listener: &ListenerId, route: &RouteId) -> RouteStreams {
+        let key = (listener.clone(), route.clone());
+        let mut routes = self.lock_routes();
+        let streams = routes.live.entry(key.clone()).or_default().clone();
+        routes.used.insert(key);
+        streams
+    }
+
+    /// An apply ended: the streams of every route it did not use are closed after `drain`.
+    pub(crate) fn end_apply(&self, drain: Duration) {
+        let retired: Vec<((ListenerId, RouteId), RouteStreams)> = {
+            let mut routes = self.lock_routes();
+            let RouteRegistry { live, used } = &mut *routes;
+            let gone: Vec<_> = live
+                .keys()
+                .filter(|k| !used.contains(*k))
+                .cloned()
+                .collect();
+            gone.into_iter()
+                .filter_map(|k| live.remove_entry(&k))
+                .collect()
+        };
+        for ((listener, route), streams) in retired {
+            tracing::debug!(%listener, %route, ?drain, "route removed; its open streams close after the drain timeout");
+            // Not tracked: shutdown waits for connections, not for this timer.
+            tokio::spawn(async move {
+                tokio::time::sleep(drain).await;
+                streams.gone.cancel();
+            });
+        }
+    }
+
+    fn lock_routes(&self) -> std::sync::MutexGuard<'_, RouteRegistry> {
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn next_pick(&self) -> usize {
         self.pick.fetch_add(1, Ordering::Relaxed)
     }
@@ -168,6 +235,9 @@ pub(crate) struct StreamStats {
     pub(crate) idle_closed: AtomicU64,
     /// Streams closed by the drain deadline.
     pub(crate) killed: AtomicU64,
+    /// Streams closed because their route or listener left the configuration (after the
+    /// drain timeout).
+    pub(crate) route_removed: AtomicU64,
     /// Streams that ended with an I/O error (reset by either side).
     pub(crate) errors: AtomicU64,
     /// Bytes read from clients and written upstream.
@@ -208,6 +278,8 @@ pub(crate) struct UdpStats {
     pub(crate) sessions_evicted: AtomicU64,
     /// Sessions ended for idleness.
     pub(crate) sessions_expired: AtomicU64,
+    /// Sessions ended because their route left the configuration (after the drain timeout).
+    pub(crate) sessions_route_removed: AtomicU64,
     /// Sessions open now.
     pub(crate) sessions_active: AtomicUsize,
 }
@@ -262,27 +334,38 @@ fn pick(backends: &[ir::WeightedBackend], n: usize) -> Pick<'_> {
 
 /// The route of an L4 socket: the first listener's, as one TCP or UDP listener serves a port.
 /// Further listeners on the same socket are reported and not served.
-fn socket_route(
-    listeners: &[Arc<ir::Listener>],
-    kind: &str,
-) -> (
-    Option<ListenerId>,
-    Option<Arc<[ir::WeightedBackend]>>,
-    Vec<crate::runtime::ListenerIssue>,
-) {
+fn socket_route(listeners: &[Arc<ir::Listener>], kind: &str, shared: &L4Shared) -> SocketRoute {
     let issues = listeners
         .iter()
         .skip(1)
-        .map(|l| crate::runtime::ListenerIssue {
+        .map(|l| crate::report::ListenerIssue {
             listener: l.id.clone(),
+            kind: crate::report::IssueKind::PortInUse,
             message: format!("another {kind} listener already serves this port"),
         })
         .collect();
     let first = listeners.first();
-    let backends = first
-        .and_then(|l| l.l4_route.as_ref())
-        .map(|r| Arc::from(r.backends.as_slice()));
-    (first.map(|l| l.id.clone()), backends, issues)
+    let route = first
+        .and_then(|l| Some((l, l.l4_route.as_ref()?)))
+        .map(|(l, r)| {
+            (
+                Arc::from(r.backends.as_slice()),
+                shared.route_streams(&l.id, &r.id),
+            )
+        });
+    SocketRoute {
+        listener: first.map(|l| l.id.clone()),
+        route,
+        issues,
+    }
+}
+
+/// What an L4 socket serves: its listener and that listener's route.
+struct SocketRoute {
+    listener: Option<ListenerId>,
+    /// The route's backends and what ends its streams; `None` without a route.
+    route: Option<(Arc<[ir::WeightedBackend]>, RouteStreams)>,
+    issues: Vec<crate::report::ListenerIssue>,
 }
 
 #[cfg(test)]

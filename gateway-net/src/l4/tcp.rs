@@ -19,11 +19,12 @@ use gateway_core::ir::{self, ListenerId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::copy::{BufferSizes, copy_bidirectional};
-use super::{Pick, TcpStats, pick, socket_route};
+use super::{Pick, RouteStreams, SocketRoute, TcpStats, pick, socket_route};
 use crate::observed::{Observed, ReadObserver};
-use crate::runtime::ListenerIssue;
+use crate::report::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
 
 /// A client stream [`proxy_stream`] serves: a plain TCP socket can be spliced, anything else
@@ -53,8 +54,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientStream
 pub(crate) struct TcpBindState {
     /// The listener served (for logs).
     listener: Option<ListenerId>,
-    /// Its route's backends; `None` closes every connection at once.
-    backends: Option<Arc<[ir::WeightedBackend]>>,
+    /// Its route's backends, and what ends the route's streams when it is removed; `None`
+    /// closes every connection at once.
+    route: Option<(Arc<[ir::WeightedBackend]>, RouteStreams)>,
     /// The listener's counters and open-connection count, shared with earlier configurations.
     stats: Arc<TcpStats>,
     /// `L4Limits::max_connections_per_listener`.
@@ -66,14 +68,18 @@ impl TcpBindState {
         listeners: &[Arc<ir::Listener>],
         shared: &Arc<Shared>,
     ) -> (TcpBindState, Vec<ListenerIssue>) {
-        let (listener, backends, issues) = socket_route(listeners, "TCP");
+        let SocketRoute {
+            listener,
+            route,
+            issues,
+        } = socket_route(listeners, "TCP", &shared.l4);
         let stats = match &listener {
             Some(id) => shared.l4.tcp_stats(id),
             None => Arc::default(),
         };
         let state = TcpBindState {
             listener,
-            backends,
+            route,
             stats,
             max_connections: shared.config.l4.max_connections_per_listener,
         };
@@ -110,12 +116,12 @@ pub(crate) async fn serve_tcp(state: Arc<TcpBindState>, stream: TcpStream, ctx: 
         tracing::debug!(peer = %ctx.peer, listener = ?state.listener, "connection limit reached; closing");
         return;
     };
-    let Some(backends) = &state.backends else {
+    let Some((backends, streams)) = &state.route else {
         stats.no_route.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(peer = %ctx.peer, listener = ?state.listener, "no TCPRoute; closing");
         return;
     };
-    proxy_stream(stream, Bytes::new(), backends, &ctx).await;
+    proxy_stream(stream, Bytes::new(), backends, streams, &ctx).await;
 }
 
 /// Forwards a client byte stream to one of `backends` (chosen by weight): writes `prefix`
@@ -126,14 +132,16 @@ pub(crate) async fn serve_tcp(state: Arc<TcpBindState>, stream: TcpStream, ctx: 
 /// An invalid backend's share, a backend without ready endpoints, a refused connect or one
 /// slower than `L4Limits::connect_timeout` close the client connection. Once connected, each
 /// side's FIN is passed on while the other direction keeps flowing; an error on either side,
-/// `L4Limits::tcp_idle_timeout` without traffic, or the drain deadline (`ctx.kill`) close
-/// both.
+/// `L4Limits::tcp_idle_timeout` without traffic, the drain deadline (`ctx.kill`), or the
+/// route's removal (`streams`, a drain timeout after the apply) close both.
 pub(crate) async fn proxy_stream<IO: ClientStream>(
     client: IO,
     prefix: Bytes,
     backends: &[ir::WeightedBackend],
+    streams: &RouteStreams,
     ctx: &ConnCtx,
 ) {
+    let gone = &streams.gone;
     let l4 = &ctx.shared.l4;
     let stats = &l4.streams;
     let limits = &ctx.shared.config.l4;
@@ -156,6 +164,7 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
     let mut upstream = tokio::select! {
         biased;
         () = ctx.kill.cancelled() => return,
+        () = gone.cancelled() => return,
         connected = connect => match connected {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
@@ -179,6 +188,7 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
         let written = tokio::select! {
             biased;
             () = ctx.kill.cancelled() => return,
+            () = gone.cancelled() => return,
             written = upstream.write_all(&prefix) => written,
         };
         if let Err(error) = written {
@@ -191,7 +201,7 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
     let client = if limits.tcp_splice {
         match client.into_tcp() {
             Ok(client) => {
-                splice_or_copy(client, upstream, ctx, super::splice::Pipes::new()).await;
+                splice_or_copy(client, upstream, gone, ctx, super::splice::Pipes::new()).await;
                 return;
             }
             Err(client) => client,
@@ -199,7 +209,7 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
     } else {
         client
     };
-    copy_both_ways(client, upstream, ctx).await;
+    copy_both_ways(client, upstream, gone, ctx).await;
 }
 
 /// Splices `client` and `upstream` through `pipes`, or copies them in user space when the
@@ -208,6 +218,7 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
 async fn splice_or_copy(
     client: TcpStream,
     upstream: TcpStream,
+    gone: &CancellationToken,
     ctx: &ConnCtx,
     pipes: io::Result<super::splice::Pipes>,
 ) {
@@ -219,7 +230,7 @@ async fn splice_or_copy(
             let counts = super::splice::Spliced::default();
             let copy =
                 super::splice::splice_bidirectional(&client, &upstream, &pipes, &counts, &activity);
-            let end = supervise(copy, &activity, ctx).await;
+            let end = supervise(copy, &activity, gone, ctx).await;
             finish(
                 end,
                 counts.a_to_b.load(Ordering::Relaxed),
@@ -230,7 +241,7 @@ async fn splice_or_copy(
         Err(error) => {
             stats.splice_fallbacks.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(peer = %ctx.peer, %error, "no pipes for splice; copying in user space");
-            copy_both_ways(client, upstream, ctx).await;
+            copy_both_ways(client, upstream, gone, ctx).await;
         }
     }
 }
@@ -241,6 +252,7 @@ enum End {
     Error(io::Error),
     Idle,
     Killed,
+    RouteRemoved,
 }
 
 /// When either side last sent something, for the idle watchdog.
@@ -267,8 +279,12 @@ impl Activity {
     }
 }
 
-async fn copy_both_ways<IO>(client: IO, upstream: TcpStream, ctx: &ConnCtx)
-where
+async fn copy_both_ways<IO>(
+    client: IO,
+    upstream: TcpStream,
+    gone: &CancellationToken,
+    ctx: &ConnCtx,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let limits = &ctx.shared.config.l4;
@@ -285,17 +301,18 @@ where
                 .await
                 .map(|_| ())
         };
-        supervise(copy, &activity, ctx).await
+        supervise(copy, &activity, gone, ctx).await
     };
     finish(end, client.observer.bytes, upstream.observer.bytes, ctx);
     // Both streams are dropped here, which closes them.
 }
 
-/// Runs `copy` until it ends, both sides stay quiet for `L4Limits::tcp_idle_timeout`, or the
-/// drain deadline passes.
+/// Runs `copy` until it ends, both sides stay quiet for `L4Limits::tcp_idle_timeout`, the
+/// drain deadline passes, or the route is gone.
 async fn supervise(
     copy: impl Future<Output = io::Result<()>>,
     activity: &Activity,
+    gone: &CancellationToken,
     ctx: &ConnCtx,
 ) -> End {
     let idle = ctx.shared.config.l4.tcp_idle_timeout;
@@ -315,6 +332,7 @@ async fn supervise(
     tokio::select! {
         biased;
         () = ctx.kill.cancelled() => End::Killed,
+        () = gone.cancelled() => End::RouteRemoved,
         () = watchdog => End::Idle,
         copied = copy => match copied {
             Ok(()) => End::Done,
@@ -345,6 +363,10 @@ fn finish(end: End, upstream: u64, downstream: u64, ctx: &ConnCtx) {
         End::Killed => {
             stats.killed.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(peer = %ctx.peer, "drain deadline passed; closing both sides");
+        }
+        End::RouteRemoved => {
+            stats.route_removed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = %ctx.peer, "the stream's route was removed and its drain timeout passed; closing both sides");
         }
     }
 }
@@ -402,7 +424,8 @@ mod tests {
             shared: shared.clone(),
         };
         let proxy = tokio::spawn(async move {
-            splice_or_copy(gateway_client, gateway_upstream, &ctx, pipes).await;
+            let gone = CancellationToken::new();
+            splice_or_copy(gateway_client, gateway_upstream, &gone, &ctx, pipes).await;
         });
         let data = vec![5u8; 200_000];
         client.write_all(&data).await.unwrap();

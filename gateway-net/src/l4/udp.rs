@@ -21,9 +21,10 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Pick, UdpStats, pick, socket_route};
+use super::{Pick, RouteStreams, SocketRoute, UdpStats, pick, socket_route};
 use crate::listener::BindSignals;
-use crate::runtime::{BindState, ListenerIssue};
+use crate::report::ListenerIssue;
+use crate::runtime::BindState;
 use crate::shared::Shared;
 
 /// The configuration of one UDP socket.
@@ -31,17 +32,22 @@ use crate::shared::Shared;
 pub(crate) struct UdpBindState {
     /// The listener served (for logs).
     listener: Option<ListenerId>,
-    /// Its route's backends; `None` drops every datagram.
-    backends: Option<Arc<[ir::WeightedBackend]>>,
+    /// Its route's backends, and what ends the route's sessions when it is removed; `None`
+    /// drops every datagram.
+    route: Option<(Arc<[ir::WeightedBackend]>, RouteStreams)>,
 }
 
 impl UdpBindState {
     pub(crate) fn build(
         listeners: &[Arc<ir::Listener>],
-        _shared: &Arc<Shared>,
+        shared: &Arc<Shared>,
     ) -> (UdpBindState, Vec<ListenerIssue>) {
-        let (listener, backends, issues) = socket_route(listeners, "UDP");
-        (UdpBindState { listener, backends }, issues)
+        let SocketRoute {
+            listener,
+            route,
+            issues,
+        } = socket_route(listeners, "UDP", &shared.l4);
+        (UdpBindState { listener, route }, issues)
     }
 }
 
@@ -62,6 +68,9 @@ thread_local! {
 /// One client's session.
 struct Session {
     upstream: Arc<UdpSocket>,
+    /// Cancelled when the session's route has been removed for a drain timeout: the session
+    /// ends, and the client's next datagram opens one on the current route.
+    gone: CancellationToken,
     /// Milliseconds since the listener's epoch of the last datagram either way.
     last: Arc<AtomicU64>,
     /// Ends the session's reply task.
@@ -114,13 +123,16 @@ pub(crate) async fn run_udp(
             _ = sweep.tick() => {
                 let now = now_ms();
                 let before = sessions.len();
+                sessions.retain(|_, s| !s.gone.is_cancelled());
+                let removed = before - sessions.len();
                 sessions.retain(|_, s| now.saturating_sub(s.last.load(Ordering::Relaxed)) < idle_ms);
                 recency.forget_gone(&sessions);
-                let expired = before - sessions.len();
-                if expired > 0 {
+                let expired = before - removed - sessions.len();
+                if expired > 0 || removed > 0 {
                     stats.sessions_expired.fetch_add(expired as u64, Ordering::Relaxed);
+                    stats.sessions_route_removed.fetch_add(removed as u64, Ordering::Relaxed);
                     stats.sessions_active.store(sessions.len(), Ordering::Relaxed);
-                    tracing::debug!(%local, expired, "UDP sessions expired");
+                    tracing::debug!(%local, expired, removed, "UDP sessions ended");
                 }
                 continue;
             }
@@ -146,6 +158,11 @@ pub(crate) async fn run_udp(
             continue;
         };
         let now = now_ms();
+        if sessions.get(&client).is_some_and(|s| s.gone.is_cancelled()) {
+            sessions.remove(&client);
+            stats.sessions_route_removed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%client, "UDP session of a removed route ended; opening one on the current route");
+        }
         let upstream = match sessions.get(&client) {
             Some(session) => {
                 session.last.store(now, Ordering::Relaxed);
@@ -300,7 +317,7 @@ async fn open_session(
         tracing::error!("a non-UDP configuration on a UDP socket; datagram dropped");
         return None;
     };
-    let Some(backends) = &udp.backends else {
+    let Some((backends, streams)) = &udp.route else {
         tracing::debug!(%client, listener = ?udp.listener, "no UDPRoute; datagram dropped");
         return None;
     };
@@ -324,10 +341,12 @@ async fn open_session(
     };
     let last = Arc::new(AtomicU64::new(now));
     // Cancelled when the session is dropped: expired, evicted, or the listener stopped.
+    let gone = streams.gone.clone();
     let cancel = spawn_replies(shared, listener, client, &upstream, &last, stats, epoch);
     tracing::debug!(%client, %endpoint, "UDP session opened");
     Some(Session {
         upstream,
+        gone,
         last,
         cancel,
     })
@@ -442,6 +461,7 @@ mod tests {
         let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let session = |now: u64| Session {
             upstream: upstream.clone(),
+            gone: CancellationToken::new(),
             last: Arc::new(AtomicU64::new(now)),
             cancel: CancellationToken::new(),
         };

@@ -146,6 +146,8 @@ impl ListenerMetrics {
 pub(crate) struct ConnCounters {
     active: AtomicU64,
     total: AtomicU64,
+    /// Connections closed at once because the socket was at `ListenerConfig::max_connections`.
+    rejected: AtomicU64,
     /// The socket was closed; the entry goes once its connections have.
     removed: AtomicBool,
 }
@@ -156,6 +158,16 @@ impl ConnCounters {
         self.total.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
         ConnGuard(self.clone())
+    }
+
+    /// Connections open now.
+    pub(crate) fn active(&self) -> usize {
+        usize::try_from(self.active.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    /// Counts a connection closed at once for the connection limit.
+    pub(crate) fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -232,12 +244,15 @@ impl MetricsState {
     /// Makes the handles collected since [`begin_apply`](Self::begin_apply) the scraped ones,
     /// and counts the apply.
     pub(crate) fn end_apply(&self, complete: bool) {
-        {
+        let previous = {
             let mut routing = self.lock_routing();
-            if let Some(next) = routing.next.take() {
-                routing.current = next;
-            }
-        }
+            routing
+                .next
+                .take()
+                .map(|next| std::mem::replace(&mut routing.current, next))
+        };
+        // The handles of thousands of rules: freed off the worker.
+        crate::shared::drop_off_worker(previous);
         let outcome = if complete { 0 } else { 1 };
         self.count_reload(outcome);
         let now = SystemTime::now()
@@ -607,6 +622,16 @@ fn encode_connections(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> f
         binds
             .iter()
             .map(|(bind, c)| ([("bind", bind.as_str())], load(&c.total))),
+    )?;
+    family(
+        encoder,
+        "gateway_downstream_connections_rejected",
+        "Client connections of HTTP and TLS sockets closed at once: the socket was at its \
+         connection limit",
+        MetricType::Counter,
+        binds
+            .iter()
+            .map(|(bind, c)| ([("bind", bind.as_str())], load(&c.rejected))),
     )
 }
 
@@ -693,11 +718,12 @@ fn encode_l4(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Resul
         encoder,
         "gateway_tcp_streams_closed",
         "TCP and TLS streams to a backend closed by the gateway: idle timeout, drain deadline, \
-         I/O error",
+         route removed (after the drain timeout), I/O error",
         MetricType::Counter,
         [
             ("idle", &streams.idle_closed),
             ("drain", &streams.killed),
+            ("route_removed", &streams.route_removed),
             ("error", &streams.errors),
         ]
         .map(|(reason, value)| ([("reason", reason)], load(value))),
@@ -789,12 +815,14 @@ fn encode_l4(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Resul
     family(
         encoder,
         "gateway_udp_sessions_ended",
-        "UDP sessions ended: evicted for a new client when full, or expired when idle",
+        "UDP sessions ended: evicted for a new client when full, expired when idle, or their route \
+         removed (after the drain timeout)",
         MetricType::Counter,
         per_socket(&udp, "reason", |s| {
             [
                 ("evicted", load(&s.sessions_evicted)),
                 ("expired", load(&s.sessions_expired)),
+                ("route_removed", load(&s.sessions_route_removed)),
             ]
         }),
     )

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::{Buf, Bytes, BytesMut};
 use gateway_core::ir::{self, ListenerId, ListenerProtocol};
 use gateway_core::router::SniRouter;
@@ -24,7 +25,8 @@ use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::runtime::ListenerIssue;
+use crate::report::{IssueKind, ListenerIssue};
+use crate::runtime::BindState;
 use crate::shared::{ConnCtx, Shared};
 
 use client_hello::{ClientHello, ClientHelloError, parse_client_hello};
@@ -117,13 +119,18 @@ impl HandshakeFailure {
 /// The configuration of one TLS socket.
 #[derive(Debug)]
 pub(crate) struct TlsBindState {
-    /// Listener (and TLSRoute) choice by SNI, over the listeners that can be served. Shared
-    /// with the HTTPS connections, which check each request's host against it.
-    router: Arc<SniRouter>,
+    /// Listener (and TLSRoute) choice by SNI, over the listeners that can be served. HTTPS
+    /// requests check their connection's SNI and their host against it.
+    pub(crate) router: SniRouter,
     /// rustls configurations of the terminating listeners.
     configs: HashMap<ListenerId, Arc<ServerConfig>>,
     /// HTTP routing of the HTTPS listeners.
-    http: Arc<crate::http::HttpBindState>,
+    pub(crate) http: crate::http::HttpBindState,
+    /// What ends the streams of each TLS listener's TLSRoutes when they leave the
+    /// configuration (passthrough and terminate).
+    /// Keyed by the route's address in the Ir listeners this state holds (stable for its
+    /// life), so a connection finds them without building a key.
+    streams: HashMap<usize, crate::l4::RouteStreams>,
     limits: TlsLimits,
 }
 
@@ -149,6 +156,7 @@ impl TlsBindState {
                             tracing::warn!(listener = %listener.id, %message, "listener not served");
                             issues.push(ListenerIssue {
                                 listener: listener.id.clone(),
+                                kind: IssueKind::InvalidCertificate,
                                 message,
                             });
                         }
@@ -157,6 +165,7 @@ impl TlsBindState {
                 ListenerProtocol::TlsPassthrough => served.push(listener.clone()),
                 other => issues.push(ListenerIssue {
                     listener: listener.id.clone(),
+                    kind: IssueKind::Unsupported,
                     message: format!("{other:?} listener on a TLS socket"),
                 }),
             }
@@ -166,21 +175,40 @@ impl TlsBindState {
             .filter(|l| l.protocol == ListenerProtocol::Https)
             .cloned()
             .collect();
-        let (http, http_issues) = crate::http::HttpBindState::build(&https, shared);
-        issues.extend(http_issues);
+        let streams = served
+            .iter()
+            .filter(|l| l.protocol != ListenerProtocol::Https)
+            .flat_map(|l| l.tls_routes.iter().map(move |r| (l, r)))
+            .map(|(l, r)| (route_key(r), shared.l4.route_streams(&l.id, &r.id)))
+            .collect();
         let state = TlsBindState {
-            router: Arc::new(SniRouter::new(&served)),
+            router: SniRouter::new(&served),
             configs,
-            http: Arc::new(http),
+            http: crate::http::HttpBindState::build(&https, shared),
+            streams,
             limits: shared.config.tls.clone(),
         };
         (state, issues)
     }
 }
 
-/// Serves one TLS connection.
-pub(crate) async fn serve_connection(state: Arc<TlsBindState>, stream: TcpStream, ctx: ConnCtx) {
-    if let Err(reason) = serve(&state, stream, &ctx).await {
+impl Drop for TlsBindState {
+    fn drop(&mut self) {
+        let router = std::mem::replace(&mut self.router, SniRouter::new(&[]));
+        let configs = std::mem::take(&mut self.configs);
+        crate::shared::drop_off_worker((router, configs));
+    }
+}
+
+/// Serves one TLS connection with `state`, the socket's configuration when it was accepted;
+/// HTTPS requests load `socket`'s current one each.
+pub(crate) async fn serve_connection(
+    state: Arc<TlsBindState>,
+    socket: Arc<ArcSwap<BindState>>,
+    stream: TcpStream,
+    ctx: ConnCtx,
+) {
+    if let Err(reason) = serve(&state, socket, stream, &ctx).await {
         ctx.shared.metrics.tls_failure(reason);
         tracing::debug!(peer = %ctx.peer, reason = reason.as_str(), "TLS connection closed");
     }
@@ -188,6 +216,7 @@ pub(crate) async fn serve_connection(state: Arc<TlsBindState>, stream: TcpStream
 
 async fn serve(
     state: &TlsBindState,
+    socket: Arc<ArcSwap<BindState>>,
     mut stream: TcpStream,
     ctx: &ConnCtx,
 ) -> Result<(), HandshakeFailure> {
@@ -211,26 +240,22 @@ async fn serve(
     let prefix = buffer.freeze();
     match listener.protocol {
         ListenerProtocol::TlsPassthrough => {
-            let route = tls_route(state, sni.as_deref())?;
-            crate::l4::proxy_stream(stream, prefix, &route.backends, ctx).await;
+            let (route, streams) = tls_route(state, sni.as_deref())?;
+            crate::l4::proxy_stream(stream, prefix, &route.backends, streams, ctx).await;
             Ok(())
         }
         ListenerProtocol::TlsTerminate => {
             // Decided before the handshake, so a connection nobody would take is closed
             // without presenting a certificate, as for passthrough.
-            let route = tls_route(state, sni.as_deref())?;
+            let (route, streams) = tls_route(state, sni.as_deref())?;
             let tls = handshake(state, listener, stream, prefix, ctx).await?;
-            crate::l4::proxy_stream(tls, Bytes::new(), &route.backends, ctx).await;
+            crate::l4::proxy_stream(tls, Bytes::new(), &route.backends, streams, ctx).await;
             Ok(())
         }
         ListenerProtocol::Https => {
             let tls = handshake(state, listener, stream, prefix, ctx).await?;
-            let sni_listener = sni.as_ref().map(|_| crate::http::SniListener {
-                router: state.router.clone(),
-                listener: listener.clone(),
-            });
-            let info = tls_info(sni, sni_listener, tls.get_ref().1);
-            crate::http::serve_connection(state.http.clone(), tls, ctx.clone(), Some(info)).await;
+            let info = tls_info(sni, listener.id.clone(), tls.get_ref().1);
+            crate::http::serve_connection(socket, tls, ctx.clone(), Some(info)).await;
             Ok(())
         }
         _ => Err(HandshakeFailure::UnknownSni),
@@ -240,27 +265,37 @@ async fn serve(
 /// The one place `TlsInfo` is built, so fields the HTTP side adds are filled here.
 fn tls_info(
     sni: Option<String>,
-    sni_listener: Option<crate::http::SniListener>,
+    listener: ListenerId,
     connection: &rustls::ServerConnection,
 ) -> crate::http::TlsInfo {
     crate::http::TlsInfo {
         sni,
-        sni_listener,
+        listener,
         alpn_h2: connection.alpn_protocol() == Some(b"h2"),
     }
 }
 
+/// The key of a TLSRoute's [`crate::l4::RouteStreams`]: its address in the Ir listener.
+fn route_key(route: &ir::TlsRoute) -> usize {
+    std::ptr::from_ref(route) as usize
+}
+
+/// The TLSRoute that takes `sni`, with what ends its streams.
 fn tls_route<'s>(
     state: &'s TlsBindState,
     sni: Option<&str>,
-) -> Result<&'s ir::TlsRoute, HandshakeFailure> {
+) -> Result<(&'s ir::TlsRoute, &'s crate::l4::RouteStreams), HandshakeFailure> {
     // TLSRoutes always have hostnames, so a client without SNI matches none.
     let sni = sni.ok_or(HandshakeFailure::NoRoute)?;
-    state
+    let (_, route) = state
         .router
         .tls_route(sni)
-        .map(|(_, route)| route)
-        .ok_or(HandshakeFailure::NoRoute)
+        .ok_or(HandshakeFailure::NoRoute)?;
+    let streams = state
+        .streams
+        .get(&route_key(route))
+        .ok_or(HandshakeFailure::NoRoute)?;
+    Ok((route, streams))
 }
 
 async fn handshake(

@@ -42,9 +42,14 @@ pub(crate) fn compile_yaml(yaml: &str) -> Ir {
 
 /// Compiles without requiring a healthy status (for tests of invalid configurations).
 pub(crate) fn compile_yaml_any(yaml: &str) -> Ir {
+    compile_with_status(yaml).0
+}
+
+/// Compiles and returns compile's status too.
+pub(crate) fn compile_with_status(yaml: &str) -> (Ir, gateway_core::status::Status) {
     let snapshot = gateway_file::load_str(Path::new("test.yaml"), yaml, &Default::default())
         .unwrap_or_else(|e| panic!("test manifests do not load:\n{e}"));
-    compile(&snapshot, &Options::default()).0
+    compile(&snapshot, &Options::default())
 }
 
 /// Starts a gateway on `yaml` and checks that everything was served.
@@ -58,6 +63,24 @@ pub(crate) async fn start_with(yaml: &str, config: GatewayConfig) -> Gateway {
     let report = gateway.apply(&compile_yaml(yaml)).await;
     assert!(report.is_complete(), "{report:?}");
     gateway
+}
+
+/// One HTTP/1.1 client connection to the gateway on 127.0.0.1:`port`, driven by a task of
+/// its own.
+pub(crate) async fn http1_connection<B>(port: u16) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    sender
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on loopback).

@@ -22,7 +22,7 @@ use crate::common::{self, CLASS, free_port, http_echo, service_yaml};
 // === helpers ===
 
 /// A Gateway `gw` in `default` with one HTTP listener on 127.0.0.1:`port`.
-fn gateway_yaml(port: u16) -> String {
+pub(crate) fn gateway_yaml(port: u16) -> String {
     format!(
         "{CLASS}---
 apiVersion: gateway.networking.k8s.io/v1
@@ -37,7 +37,7 @@ spec:
 }
 
 /// An HTTPRoute `name` on `gw` with the given `rules:` YAML (indented by 2).
-fn route_yaml(name: &str, hostnames: &str, rules: &str) -> String {
+pub(crate) fn route_yaml(name: &str, hostnames: &str, rules: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -58,14 +58,14 @@ async fn start_any(yaml: &str, config: GatewayConfig) -> Gateway {
     gateway
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 /// One HTTP/1.1 request over a fresh connection.
-async fn send(port: u16, req: Request<Full<Bytes>>) -> Reply {
+pub(crate) async fn send(port: u16, req: Request<Full<Bytes>>) -> Reply {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let (mut parts, body) = req.into_parts();
     let uri = format!("http://127.0.0.1:{port}{}", parts.uri);
@@ -86,7 +86,7 @@ async fn send(port: u16, req: Request<Full<Bytes>>) -> Reply {
     }
 }
 
-async fn get(port: u16, host: &str, path: &str) -> Reply {
+pub(crate) async fn get(port: u16, host: &str, path: &str) -> Reply {
     send(
         port,
         Request::get(path)
@@ -108,7 +108,7 @@ async fn raw(port: u16, request: &[u8]) -> String {
 }
 
 /// An HTTP/1.1 backend that waits `delay` before answering 200 `slow`, and counts requests.
-async fn slow_backend(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
+pub(crate) async fn slow_backend(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -137,7 +137,7 @@ async fn slow_backend(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 /// A backend answering `status` to the first `failures` requests, then 200.
-async fn flaky_backend(failures: usize, status: u16) -> (SocketAddr, Arc<AtomicUsize>) {
+pub(crate) async fn flaky_backend(failures: usize, status: u16) -> (SocketAddr, Arc<AtomicUsize>) {
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -185,7 +185,7 @@ spec: {{ports: [{{port: 80}}]}}
     )
 }
 
-fn forward_rule(service: &str) -> String {
+pub(crate) fn forward_rule(service: &str) -> String {
     format!("  - backendRefs: [{{name: {service}, port: 80}}]\n")
 }
 
@@ -194,7 +194,11 @@ async fn simple(rules: &str, services: &[String]) -> (Gateway, u16) {
 }
 
 /// [`simple`] with limits of its own.
-async fn simple_with(rules: &str, services: &[String], config: GatewayConfig) -> (Gateway, u16) {
+pub(crate) async fn simple_with(
+    rules: &str,
+    services: &[String],
+    config: GatewayConfig,
+) -> (Gateway, u16) {
     let port = free_port();
     let mut yaml = gateway_yaml(port);
     for s in services {
@@ -663,7 +667,7 @@ async fn weighted_backends_split_traffic() {
 
 // === protocols ===
 
-async fn h2_client(port: u16) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+pub(crate) async fn h2_client(port: u16) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -1139,7 +1143,7 @@ async fn curl_http1_and_h2_prior_knowledge() {
 // === gRPC (raw HTTP/2 framing; no protoc or tonic needed) ===
 
 /// Frames `messages` as gRPC length-prefixed messages.
-fn grpc_frames(messages: &[&[u8]]) -> Bytes {
+pub(crate) fn grpc_frames(messages: &[&[u8]]) -> Bytes {
     let mut out = Vec::new();
     for m in messages {
         out.push(0);
@@ -1682,13 +1686,7 @@ async fn http1_trailers_pass_through() {
         &[service_yaml("default", "trailers", backend)],
     )
     .await;
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("http1 handshake");
-    tokio::spawn(conn);
+    let mut sender = common::http1_connection(port).await;
 
     let mut request_trailers = HeaderMap::new();
     request_trailers.insert("x-req-sum", "42".parse().expect("value"));
@@ -1725,4 +1723,58 @@ async fn http1_trailers_pass_through() {
         Some(&b"42"[..]),
         "request trailers at the backend: {trailers:?}"
     );
+}
+
+/// A backend speaking HTTP/1.0: answers one request per connection and closes.
+async fn http10_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// Found by the outside checks (curl through `gateway run` to Python's `http.server`): the
+/// backend's HTTP/1.0 answer was passed on as `HTTP/1.0`, which ended the client's
+/// keep-alive connection after every request. The client gets its own version.
+#[tokio::test]
+async fn an_http10_backend_does_not_end_the_client_connection() {
+    let backend = http10_backend().await;
+    let (_gw, port) = simple(
+        &forward_rule("old"),
+        &[service_yaml("default", "old", backend)],
+    )
+    .await;
+    let mut sender = common::http1_connection(port).await;
+    for _ in 0..3 {
+        sender.ready().await.expect("the connection stays open");
+        let resp = sender
+            .send_request(
+                Request::get("/")
+                    .header("host", "example.com")
+                    .body(Full::<Bytes>::default())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_11);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"ok");
+    }
 }

@@ -435,12 +435,16 @@ async fn tcp_idle_timeout_closes_both_sides() {
     );
 }
 
+/// A backend removed from a route that stays gets no new connections, and its open ones
+/// are not cut, even past the drain timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_route_change_keeps_open_connections() {
     let port = free_port();
     let a = tcp_tagged("A").await;
     let b = tcp_tagged("B").await;
-    let gateway = start_with(&tcp_yaml(port, a), splice_config(true)).await;
+    let mut config = splice_config(true);
+    config.listener.drain_timeout = Duration::from_millis(200);
+    let gateway = start_with(&tcp_yaml(port, a), config).await;
     let mut old = connect(port).await;
     assert_eq!(read_n(&mut old, 1).await, b"A");
     assert!(
@@ -451,8 +455,47 @@ async fn tcp_route_change_keeps_open_connections() {
     );
     let mut new = connect(port).await;
     assert_eq!(read_n(&mut new, 1).await, b"B");
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(roundtrip(&mut old, b"old").await, b"old");
     assert_eq!(roundtrip(&mut new, b"new").await, b"new");
+}
+
+/// The listener stays, its TCPRoute goes: the open stream keeps flowing through the drain
+/// timeout, then both sides are closed and counted; new connections are closed at once.
+async fn removed_route_closes_after_the_drain_timeout(mut config: GatewayConfig) {
+    let port = free_port();
+    config.listener.drain_timeout = Duration::from_secs(1);
+    let gateway = start_with(&tcp_yaml(port, tcp_echo().await), config).await;
+    let mut open = connect(port).await;
+    assert_eq!(roundtrip(&mut open, b"before").await, b"before");
+    let without_route = gateway_yaml(&[("tcp", "TCP", port)]);
+    gateway.apply(&compile_yaml_any(&without_route)).await;
+    assert_eq!(roundtrip(&mut open, b"draining").await, b"draining");
+    let mut refused = connect(port).await;
+    assert!(
+        read_to_end_within(&mut refused, Duration::from_secs(5))
+            .await
+            .is_empty()
+    );
+    let rest = read_to_end_within(&mut open, Duration::from_secs(5)).await;
+    assert!(rest.is_empty(), "closed after the drain timeout");
+    assert_eq!(
+        metric(
+            &gateway,
+            r#"gateway_tcp_streams_closed_total{reason="route_removed"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_removed_route_closes_after_the_drain_timeout() {
+    removed_route_closes_after_the_drain_timeout(splice_config(true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_removed_route_closes_after_the_drain_timeout_without_splice() {
+    removed_route_closes_after_the_drain_timeout(splice_config(false)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,6 +623,46 @@ async fn udp_route_change_applies_to_new_sessions() {
         udp_ask(&old, local(port), b"z").await.as_deref(),
         Some("A:z")
     );
+}
+
+/// A UDP session whose route is replaced by another keeps its backend through the drain
+/// timeout, then ends; the client's next datagram opens a session on the current route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_session_of_a_removed_route_moves_after_the_drain_timeout() {
+    let port = free_udp_port();
+    let mut config = GatewayConfig::default();
+    config.listener.drain_timeout = Duration::from_millis(500);
+    let gateway = start_with(&udp_yaml(port, udp_echo("A:").await), config).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(
+        udp_ask(&client, local(port), b"x").await.as_deref(),
+        Some("A:x")
+    );
+    let replaced = gateway_yaml(&[("udp", "UDP", port)])
+        + &service("other", "UDP", &[udp_echo("B:").await])
+        + &route("UDPRoute", "r2", "udp", &[("other", 1)]);
+    assert!(gateway.apply(&compile_yaml(&replaced)).await.is_complete());
+    assert_eq!(
+        udp_ask(&client, local(port), b"y").await.as_deref(),
+        Some("A:y"),
+        "the session keeps its backend while the route drains"
+    );
+    let mut moved = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if udp_ask(&client, local(port), b"z").await.as_deref() == Some("B:z") {
+            moved = true;
+            break;
+        }
+    }
+    assert!(
+        moved,
+        "the client's datagrams reach the new route after the drain timeout"
+    );
+    let series = format!(
+        "gateway_udp_sessions_ended_total{{bind=\"0.0.0.0:{port}\",reason=\"route_removed\"}}"
+    );
+    assert_eq!(metric(&gateway, &series), Some(1.0));
 }
 
 /// Runs netcat-openbsd with `args`, feeding `input`; fails clearly if `nc` is missing.

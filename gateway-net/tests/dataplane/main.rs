@@ -6,4 +6,5 @@ mod common;
 mod http;
 mod l4;
 mod metrics;
+mod reload;
 mod tls;

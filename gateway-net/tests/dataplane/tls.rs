@@ -636,13 +636,41 @@ async fn tls_refused_certificate_leaves_other_listeners_served() {
         tls_secret_yaml("default", "bad", &other.0, &good.1),
     ]);
     let gateway = Gateway::new(GatewayConfig::default());
-    let report = gateway.apply(&compile_yaml_any(&yaml)).await;
+    let (ir, mut status) = compile_with_status(&yaml);
+    let report = gateway.apply(&ir).await;
     let names: Vec<_> = report
         .listener_issues
         .iter()
         .map(|i| i.listener.name.as_str())
         .collect();
     assert_eq!(names, ["bad"], "{report:?}");
+    assert_eq!(
+        gateway_net::verify(&ir),
+        report,
+        "verify finds it without binding"
+    );
+    // Compile cannot tell; the merged status does.
+    assert!(status.all_healthy(), "{}", status.to_table());
+    report.merge_into(&mut status);
+    let listeners = &status.gateway("default", "gw").unwrap().status.listeners;
+    let condition = |listener: &str, type_: &str| {
+        let l = listeners.iter().find(|l| l.name == listener).unwrap();
+        let c = l.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.clone(), c.reason.clone())
+    };
+    let bad = |s: &str, r: &str| (s.to_owned(), r.to_owned());
+    assert_eq!(
+        condition("bad", "ResolvedRefs"),
+        bad("False", "InvalidCertificateRef")
+    );
+    assert_eq!(condition("bad", "Programmed"), bad("False", "Invalid"));
+    assert_eq!(condition("good", "Programmed"), bad("True", "Programmed"));
+    let gateway_conditions = &status.gateway("default", "gw").unwrap().status.conditions;
+    assert!(
+        gateway_conditions
+            .iter()
+            .any(|c| c.type_ == "Programmed" && c.is_true())
+    );
     let client = connect(port, Some("good.example.com"), ALL).await.unwrap();
     assert_eq!(client.cert, der(&good.0));
     assert!(connect(port, Some("bad.example.com"), ALL).await.is_err());
@@ -1125,5 +1153,168 @@ spec:
             "SNI {sni}, :authority {authority}"
         );
     }
+    gateway.shutdown().await;
+}
+
+/// An HTTPS keep-alive connection follows each apply from its next request (route changes,
+/// the listener's certificate rotated); once the configuration serves its SNI with no
+/// listener, its next request gets `421` and the connection is closed, so the client
+/// reconnects to what the new configuration serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_https_keep_alive_follows_apply_and_gets_421_when_its_listener_goes() {
+    let a = http_echo("a").await;
+    let b = http_echo("b").await;
+    let port = free_port();
+    let yaml = |hostname: &str, cert: &(String, String), backend: &str| {
+        docs(&[
+            gateway_yaml(&[listener_yaml(
+                "web",
+                port,
+                "HTTPS",
+                Some(hostname),
+                &terminate("cert"),
+            )]),
+            tls_secret_yaml("default", "cert", &cert.0, &cert.1),
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]
+"
+            ),
+            service_yaml("default", "a", a),
+            service_yaml("default", "b", b),
+        ])
+    };
+    let first = self_signed(&["a.example.com"]);
+    let rotated = self_signed(&["a.example.com"]);
+    let other = self_signed(&["c.example.com"]);
+    let gateway = start(&yaml("a.example.com", &first, "a")).await;
+    let client = connect(port, Some("a.example.com"), ALL).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<
+        _,
+        http_body_util::Empty<bytes::Bytes>,
+    >(hyper_util::rt::TokioIo::new(client.stream))
+    .await
+    .unwrap();
+    let ended = tokio::spawn(conn);
+    let mut ask = async move || {
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(
+                http::Request::get("/")
+                    .header("host", "a.example.com")
+                    .body(http_body_util::Empty::new())
+                    .unwrap(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let close = resp.headers().get("connection").cloned();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok::<_, String>((status, close, String::from_utf8_lossy(&body).into_owned()))
+    };
+    let (status, _, body) = ask().await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.starts_with("backend=a"), "{body}");
+
+    // The route moves to b and the certificate is rotated: same listener, same connection.
+    let report = gateway
+        .apply(&compile_yaml(&yaml("a.example.com", &rotated, "b")))
+        .await;
+    assert!(report.is_complete(), "{report:?}");
+    let (status, _, body) = ask().await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.starts_with("backend=b"), "{body}");
+
+    // The listener now serves c.example.com only: a.example.com has no listener.
+    let report = gateway
+        .apply(&compile_yaml(&yaml("c.example.com", &other, "b")))
+        .await;
+    assert!(report.is_complete(), "{report:?}");
+    let (status, close, _) = ask().await.unwrap();
+    assert_eq!(status, 421);
+    assert_eq!(close.as_ref().map(|v| v.as_bytes()), Some(&b"close"[..]));
+    tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap()
+        .unwrap();
+    let fresh = connect(port, Some("c.example.com"), ALL).await.unwrap();
+    assert_eq!(fresh.cert, der(&other.0));
+    gateway.shutdown().await;
+}
+
+/// A TLS passthrough stream whose TLSRoute is removed (the listener stays) is closed once the
+/// drain timeout has passed, not before; one whose route only changes backends goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_passthrough_stream_of_a_removed_route_closes_after_the_drain_timeout() {
+    let echo = tcp_echo().await;
+    let other = tcp_echo().await;
+    let port = free_port();
+    let yaml = |routes: &[String]| {
+        let mut parts = vec![
+            gateway_yaml(&[listener_yaml(
+                "pass",
+                port,
+                "TLS",
+                None,
+                "{mode: Passthrough}",
+            )]),
+            service_yaml("default", "echo", echo),
+            service_yaml("default", "other", other),
+        ];
+        parts.extend_from_slice(routes);
+        docs(&parts)
+    };
+    let kept = |service: &str| tls_route_yaml("kept", "pass", &["kept.example.com"], service);
+    let gone = tls_route_yaml("gone", "pass", &["gone.example.com"], "echo");
+    let mut config = GatewayConfig::default();
+    config.listener.drain_timeout = Duration::from_secs(1);
+    let gateway = start_with(&yaml(&[kept("echo"), gone.clone()]), config).await;
+    // Raw streams: the echo backend sends the ClientHello back, then echoes.
+    let open = |sni: &'static str| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let hello = client_hello_bytes(sni);
+        stream.write_all(&hello).await.unwrap();
+        let mut back = vec![0u8; hello.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut back))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(back, hello);
+        stream
+    };
+    let roundtrip = async |stream: &mut TcpStream, text: &str| {
+        stream.write_all(text.as_bytes()).await.unwrap();
+        let mut back = vec![0u8; text.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut back))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(back, text.as_bytes());
+    };
+    let mut on_kept = open("kept.example.com").await;
+    let mut on_gone = open("gone.example.com").await;
+
+    let report = gateway.apply(&compile_yaml(&yaml(&[kept("other")]))).await;
+    assert!(report.is_complete(), "{report:?}");
+    // Within the drain timeout both streams still flow.
+    roundtrip(&mut on_gone, "draining").await;
+    let rest = read_to_end_within(&mut on_gone, Duration::from_secs(5)).await;
+    assert!(rest.is_empty(), "closed without more bytes");
+    assert_eq!(
+        metric(
+            &gateway,
+            r#"gateway_tcp_streams_closed_total{reason="route_removed"}"#
+        ),
+        Some(1.0)
+    );
+    roundtrip(&mut on_kept, "the route stays, its backend changed").await;
     gateway.shutdown().await;
 }

@@ -1,0 +1,246 @@
+//! What [`Gateway::apply`](crate::Gateway::apply) could not do, and how that changes the
+//! status compile wrote.
+//!
+//! Compile decides what is valid; only the data plane knows whether a socket could be bound
+//! or a certificate is one the TLS stack takes. [`ApplyReport::merge_into`] puts that into
+//! the [`Status`] before anyone sees it, so a listener that is not served is never reported
+//! `Programmed`.
+
+use std::net::SocketAddr;
+
+use gateway_core::ir::{Ir, ListenerId};
+use gateway_core::model::{Condition, ListenerStatus};
+use gateway_core::status::Status;
+
+/// Why a listener left out of a socket's configuration is not served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssueKind {
+    /// The TLS stack refuses the listener's certificate or key (`ResolvedRefs=False`,
+    /// `InvalidCertificateRef`).
+    InvalidCertificate,
+    /// Another listener already serves the port with a protocol that cannot share it (two
+    /// TCP or UDP listeners of different Gateways on one address): `Accepted=False`,
+    /// `PortUnavailable`.
+    PortInUse,
+    /// The data plane cannot serve the listener as compiled (`Programmed=False`).
+    Unsupported,
+}
+
+/// A listener the data plane could not serve as compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerIssue {
+    /// Which listener.
+    pub listener: ListenerId,
+    /// What kind of problem it is (decides the condition it changes).
+    pub kind: IssueKind,
+    /// Why (for the listener's status and logs).
+    pub message: String,
+}
+
+/// A socket that could not be bound; its listeners are not served (`PortUnavailable`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindFailure {
+    /// The address that was asked for.
+    pub address: SocketAddr,
+    /// The listeners that wanted it.
+    pub listeners: Vec<ListenerId>,
+    /// The operating system's answer.
+    pub message: String,
+}
+
+/// What [`Gateway::apply`](crate::Gateway::apply) did not manage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Sockets that could not be bound.
+    pub bind_failures: Vec<BindFailure>,
+    /// Listeners left out of a socket's configuration.
+    pub listener_issues: Vec<ListenerIssue>,
+}
+
+impl ApplyReport {
+    /// Whether everything in the Ir is being served.
+    pub fn is_complete(&self) -> bool {
+        self.bind_failures.is_empty() && self.listener_issues.is_empty()
+    }
+
+    /// Corrects `status` (compile's, for the Ir that was applied) with what the data plane
+    /// could not do. Every binary calls this before it prints or writes a status.
+    ///
+    /// - a socket that could not be bound: its listeners get `Accepted=False`
+    ///   `PortUnavailable` with the operating system's message, and `Programmed=False`;
+    /// - a certificate the TLS stack refuses: `ResolvedRefs=False` `InvalidCertificateRef`
+    ///   and `Programmed=False`;
+    /// - a port another Gateway's L4 listener already serves: `Accepted=False`
+    ///   `PortUnavailable`;
+    /// - then each Gateway (or ListenerSet) that had such a listener: `Accepted` becomes
+    ///   `ListenersNotValid` (`False` when no listener is left valid) and `Programmed=False`
+    ///   when none of its listeners is programmed.
+    ///
+    /// ```
+    /// use gateway_core::status::Status;
+    /// use gateway_net::ApplyReport;
+    /// let mut status = Status::default();
+    /// ApplyReport::default().merge_into(&mut status);
+    /// assert_eq!(status, Status::default());
+    /// ```
+    pub fn merge_into(&self, status: &mut Status) {
+        let mut touched: Vec<&gateway_core::model::ObjectKey> = Vec::new();
+        for failure in &self.bind_failures {
+            let message = format!("cannot listen on {}: {}", failure.address, failure.message);
+            for id in &failure.listeners {
+                if let Some(listener) = listener_mut(status, id) {
+                    not_accepted(listener, &message);
+                    touched.push(&id.parent);
+                }
+            }
+        }
+        for issue in &self.listener_issues {
+            let Some(listener) = listener_mut(status, &issue.listener) else {
+                continue;
+            };
+            let message = &issue.message;
+            match issue.kind {
+                IssueKind::PortInUse => not_accepted(listener, message),
+                IssueKind::InvalidCertificate => {
+                    set(
+                        &mut listener.conditions,
+                        "ResolvedRefs",
+                        false,
+                        "InvalidCertificateRef",
+                        message,
+                    );
+                    not_programmed(listener, message);
+                }
+                IssueKind::Unsupported => not_programmed(listener, message),
+            }
+            touched.push(&issue.listener.parent);
+        }
+        touched.sort();
+        touched.dedup();
+        for parent in touched {
+            if let Some(gateway) = status.gateways.iter_mut().find(|g| &g.key == parent) {
+                let s = &mut gateway.status;
+                recount(&mut s.conditions, &s.listeners);
+            } else if let Some(set) = status.listener_sets.iter_mut().find(|s| &s.key == parent) {
+                let s = &mut set.status;
+                recount(&mut s.conditions, &s.listeners);
+            }
+        }
+    }
+}
+
+/// The status entry of a listener, whether its parent is a Gateway or a ListenerSet.
+fn listener_mut<'s>(status: &'s mut Status, id: &ListenerId) -> Option<&'s mut ListenerStatus> {
+    let listeners = if let Some(g) = status.gateways.iter_mut().find(|g| g.key == id.parent) {
+        &mut g.status.listeners
+    } else {
+        let set = status
+            .listener_sets
+            .iter_mut()
+            .find(|s| s.key == id.parent)?;
+        &mut set.status.listeners
+    };
+    listeners.iter_mut().find(|l| l.name == id.name)
+}
+
+/// `Accepted=False PortUnavailable` and `Programmed=False`.
+fn not_accepted(listener: &mut ListenerStatus, message: &str) {
+    set(
+        &mut listener.conditions,
+        "Accepted",
+        false,
+        "PortUnavailable",
+        message,
+    );
+    not_programmed(listener, message);
+}
+
+/// `Programmed=False`, reason `Invalid`.
+fn not_programmed(listener: &mut ListenerStatus, message: &str) {
+    set(
+        &mut listener.conditions,
+        "Programmed",
+        false,
+        "Invalid",
+        message,
+    );
+}
+
+/// Replaces the condition of `type_` (keeping its place and observed generation), or adds
+/// it.
+fn set(conditions: &mut Vec<Condition>, type_: &str, value: bool, reason: &str, message: &str) {
+    let generation = conditions.iter().find_map(|c| c.observed_generation);
+    let condition = Condition::new(type_, value, reason, message, generation);
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => *existing = condition,
+        None => conditions.push(condition),
+    }
+}
+
+/// A parent's `Accepted` and `Programmed` after some of its listeners lost theirs, by the
+/// rules compile applies: no valid listener is `Accepted=False`, some is `ListenersNotValid`;
+/// no programmed listener is `Programmed=False`. Conditions already `False` keep their
+/// reason (it says more).
+fn recount(conditions: &mut Vec<Condition>, listeners: &[ListenerStatus]) {
+    let is_true = |l: &ListenerStatus, type_: &str| {
+        l.conditions.iter().any(|c| c.type_ == type_ && c.is_true())
+    };
+    let total = listeners.len();
+    let valid = listeners.iter().filter(|l| is_true(l, "Accepted")).count();
+    let programmed = listeners
+        .iter()
+        .filter(|l| is_true(l, "Programmed"))
+        .count();
+    let holds = |conditions: &[Condition], type_: &str| {
+        conditions.iter().any(|c| c.type_ == type_ && c.is_true())
+    };
+    if total == 0 {
+        return;
+    }
+    if holds(conditions, "Accepted") {
+        if valid == 0 {
+            set(
+                conditions,
+                "Accepted",
+                false,
+                "ListenersNotValid",
+                "no listener is valid",
+            );
+        } else if valid < total {
+            let message = format!("{} of {total} listeners are not valid", total - valid);
+            set(conditions, "Accepted", true, "ListenersNotValid", &message);
+        }
+    }
+    if programmed == 0 && holds(conditions, "Programmed") {
+        set(
+            conditions,
+            "Programmed",
+            false,
+            "Invalid",
+            "no listener is programmed",
+        );
+    }
+}
+
+/// What [`Gateway::apply`](crate::Gateway::apply) would report about `ir` apart from binding
+/// sockets: certificates the TLS stack refuses and listeners that cannot share a socket. For
+/// `gateway check` and embedders that validate a configuration before serving it. Binds
+/// nothing and needs no runtime.
+///
+/// ```
+/// let report = gateway_net::verify(&gateway_core::ir::Ir::default());
+/// assert!(report.is_complete());
+/// ```
+pub fn verify(ir: &Ir) -> ApplyReport {
+    let shared = crate::shared::Shared::new(crate::GatewayConfig::default());
+    let listener_issues = ir
+        .binds
+        .iter()
+        .flat_map(|bind| crate::runtime::BindState::build(bind, &shared).1)
+        .collect();
+    ApplyReport {
+        bind_failures: Vec::new(),
+        listener_issues,
+    }
+}
