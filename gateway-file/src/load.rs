@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_saphyr::MessageFormatter as _;
 
 use crate::error::{LoadError, Problem};
-use crate::split::{Region, split_yaml};
+use crate::split::{Cutter, Region, split_yaml};
 
 /// How manifests are read.
 #[derive(Clone, Debug)]
@@ -363,12 +363,13 @@ impl Loader {
 
     fn load_json(&mut self, file: &Path, text: &str) {
         let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+        let cutter = Cutter::new(text);
         for (i, value) in stream.enumerate() {
             let document = i + 1;
             match value {
                 Ok(raw) => {
                     let start = offset_in(text, raw.get());
-                    let region = Region::cut(text, start, start + raw.get().len());
+                    let region = cutter.cut(start, start + raw.get().len());
                     let place = Place {
                         file: file.to_owned(),
                         document,

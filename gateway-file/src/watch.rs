@@ -47,7 +47,7 @@ pub struct FileSource {
     started: bool,
     /// A change was seen and not yet reloaded.
     pending: bool,
-    last: Option<Snapshot>,
+    last: Option<Arc<Snapshot>>,
     errors: watch::Sender<Option<Arc<LoadError>>>,
 }
 
@@ -157,14 +157,37 @@ impl FileSource {
         self.errors.subscribe()
     }
 
-    async fn reload(&self) -> Result<Option<Result<Snapshot, LoadError>>, Error> {
+    /// Reloads the tree on a blocking thread, and there also compares the result with the
+    /// last snapshot returned (unless `changed_anyway`) and makes the copy kept for the next
+    /// comparison: at thousands of objects each is worth milliseconds, which the worker that
+    /// polls `next` (and serves traffic) must not spend. `None` when the runtime is shutting
+    /// down.
+    async fn reload(&self, changed_anyway: bool) -> Result<Option<Reloaded>, Error> {
         let path = self.path.clone();
         let options = self.options.clone();
-        match tokio::task::spawn_blocking(move || load(&path, &options)).await {
-            Ok(result) => Ok(Some(result)),
+        let last = self.last.clone();
+        let reload = move || match load(&path, &options) {
+            Err(error) => Reloaded::Failed(error),
+            Ok(snapshot) if !changed_anyway && last.as_deref() == Some(&snapshot) => {
+                Reloaded::Unchanged
+            }
+            Ok(snapshot) => {
+                let kept = Arc::new(snapshot.clone());
+                Reloaded::Changed(Box::new(snapshot), kept)
+            }
+        };
+        match tokio::task::spawn_blocking(reload).await {
+            Ok(reloaded) => Ok(Some(reloaded)),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // The runtime is shutting down.
             Err(_) => Ok(None),
+        }
+    }
+
+    /// Keeps `kept` as the snapshot last returned; the previous one is freed off the worker.
+    fn keep(&mut self, kept: Arc<Snapshot>) {
+        if let Some(previous) = self.last.replace(kept) {
+            tokio::task::spawn_blocking(move || drop(previous));
         }
     }
 
@@ -193,43 +216,47 @@ impl ConfigSource for FileSource {
         if !self.started {
             // Changes seen before the initial load are in it.
             while self.changes.try_recv().is_ok() {}
-            let Some(result) = self.reload().await? else {
+            let Some(reloaded) = self.reload(true).await? else {
                 return Ok(None);
             };
             self.started = true;
-            return match result {
-                Ok(snapshot) => {
+            match reloaded {
+                Reloaded::Changed(snapshot, kept) => {
                     tracing::info!(path = %self.path.display(), objects = snapshot.len(), "configuration loaded");
-                    self.last = Some(snapshot.clone());
+                    self.keep(kept);
                     self.errors.send_replace(None);
-                    Ok(Some(snapshot))
+                    return Ok(Some(*snapshot));
                 }
-                Err(error) => {
+                // Not asked for a comparison, so not found: wait for a change.
+                Reloaded::Unchanged => {}
+                Reloaded::Failed(error) => {
                     self.errors.send_replace(Some(Arc::new(error.clone())));
-                    Err(Error::Load(error))
+                    return Err(Error::Load(error));
                 }
-            };
+            }
         }
         loop {
             if !self.settle().await {
                 return Ok(None);
             }
-            let Some(result) = self.reload().await? else {
+            // After a failed load the next good one is returned even if unchanged: the
+            // consumer sees the recovery.
+            let recovering = self.errors.borrow().is_some();
+            let Some(reloaded) = self.reload(recovering).await? else {
                 return Ok(None);
             };
             self.pending = false;
-            match result {
-                Ok(snapshot) => {
-                    let recovered = self.errors.send_replace(None).is_some();
-                    if !recovered && self.last.as_ref() == Some(&snapshot) {
-                        tracing::debug!(path = %self.path.display(), "files changed, configuration did not");
-                        continue;
-                    }
-                    tracing::info!(path = %self.path.display(), objects = snapshot.len(), "configuration reloaded");
-                    self.last = Some(snapshot.clone());
-                    return Ok(Some(snapshot));
+            match reloaded {
+                Reloaded::Unchanged => {
+                    tracing::debug!(path = %self.path.display(), "files changed, configuration did not");
                 }
-                Err(error) => {
+                Reloaded::Changed(snapshot, kept) => {
+                    self.errors.send_replace(None);
+                    tracing::info!(path = %self.path.display(), objects = snapshot.len(), "configuration reloaded");
+                    self.keep(kept);
+                    return Ok(Some(*snapshot));
+                }
+                Reloaded::Failed(error) => {
                     tracing::error!(
                         path = %self.path.display(),
                         "configuration not reloaded, still serving the last good one:\n{error}"
@@ -239,6 +266,16 @@ impl ConfigSource for FileSource {
             }
         }
     }
+}
+
+/// What a reload found.
+enum Reloaded {
+    /// A snapshot other than the last one returned, and the copy to keep of it.
+    Changed(Box<Snapshot>, Arc<Snapshot>),
+    /// The snapshot last returned.
+    Unchanged,
+    /// The tree does not load.
+    Failed(LoadError),
 }
 
 /// The folder to watch for a single file: editors replace files by renaming, which a watch
