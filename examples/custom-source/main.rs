@@ -121,12 +121,15 @@ async fn main() -> anyhow::Result<()> {
         };
         let Some(snapshot) = next else { break };
         // Pure and total: bad objects are rejected one by one, in `status`.
-        let (ir, status) = compile(&snapshot, &options);
+        let (ir, mut status) = compile(&snapshot, &options);
         // Binds new sockets, keeps the others, swaps routing atomically.
         let report = gateway.apply(&ir).await;
         if !report.is_complete() {
             eprintln!("not everything is served: {report:?}");
         }
+        // What the data plane could not do (a port taken, a certificate refused) goes into
+        // the status before anyone reads it.
+        report.merge_into(&mut status);
         if !status.all_healthy() {
             eprint!("{}", status.to_table());
         }

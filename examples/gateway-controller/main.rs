@@ -157,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         print_status: false,
         quiet: false,
         admin: admin_state,
+        output: None,
     };
 
     let shutdown = CancellationToken::new();

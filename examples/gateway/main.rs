@@ -145,6 +145,7 @@ fn main() -> ExitCode {
                 print_status,
                 quiet: false,
                 admin: None,
+                output: None,
             };
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
             if let Some(threads) = threads {

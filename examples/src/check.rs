@@ -56,7 +56,11 @@ pub fn check(config: &Path, controller_name: Option<String>, default_namespace: 
                 controller_name,
                 ..Options::default()
             };
-            let (ir, status) = compile(&snapshot, &options);
+            let (ir, mut status) = compile(&snapshot, &options);
+            // What the data plane would refuse without binding anything (certificates the TLS
+            // stack rejects); ports are only known to be free by binding them, so `check`
+            // says nothing about them.
+            gateway_net::verify(&ir).merge_into(&mut status);
             Checked::Compiled { ir, status }
         }
     }

@@ -140,6 +140,7 @@ pub async fn run(options: SeedDemoOptions) -> Result<SeedDemo, BoxError> {
         print_status: options.print_status,
         quiet: options.quiet,
         admin: Some(admin_state),
+        output: None,
     };
     let mut serving = tokio::spawn(serve::serve(
         source,

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_core::compile::{Options, compile};
@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The admin endpoint's state: every apply publishes its configuration and status there.
     pub admin: Option<Arc<AdminState>>,
+    /// Where the progress lines go instead of stdout (tests); `quiet` still silences them.
+    pub output: Option<Arc<Mutex<String>>>,
 }
 
 /// What the latest apply did, published after each snapshot.
@@ -50,15 +52,27 @@ pub struct Applied {
     pub bound: Vec<BoundSocket>,
 }
 
-/// Compiles `snapshot` and applies it to `gateway`.
+/// Compiles `snapshot` and applies it to `gateway`; the status has what the data plane could
+/// not serve merged in ([`ApplyReport::merge_into`]). `None` when the runtime is shutting
+/// down and runs no more blocking work.
+///
+/// Compiling (and freeing the snapshot) runs on a blocking thread: at thousands of routes it
+/// takes tens of milliseconds, which must not hold up a worker that serves traffic.
 pub async fn apply_snapshot(
     gateway: &Gateway,
-    snapshot: &Snapshot,
+    snapshot: Snapshot,
     options: &Options,
-) -> (Ir, Status, ApplyReport) {
-    let (ir, status) = compile(snapshot, options);
+) -> Option<(Ir, Status, ApplyReport)> {
+    let options = options.clone();
+    let compiled = tokio::task::spawn_blocking(move || compile(&snapshot, &options));
+    let (ir, mut status) = match compiled.await {
+        Ok(compiled) => compiled,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => return None,
+    };
     let report = gateway.apply(&ir).await;
-    (ir, status, report)
+    report.merge_into(&mut status);
+    Some((ir, status, report))
 }
 
 /// Serves `source` with `gateway` until `shutdown` is cancelled or the source ends.
@@ -110,7 +124,10 @@ where
             }
         };
         prepare(&mut snapshot);
-        let (ir, status, report) = apply_snapshot(&gateway, &snapshot, &options.compile).await;
+        let Some((ir, status, report)) = apply_snapshot(&gateway, snapshot, &options.compile).await
+        else {
+            return Ok(());
+        };
         generation += 1;
         gateway.metrics().record_status(&status);
         let (ir, status) = (Arc::new(ir), Arc::new(status));
@@ -119,17 +136,23 @@ where
         }
         let bound = gateway.bound().await;
         if !options.quiet {
-            print!(
-                "{}",
-                describe_apply(
-                    generation,
-                    &previous,
-                    &bound,
-                    &report,
-                    &status,
-                    options.print_status
-                )
+            let text = describe_apply(
+                generation,
+                &previous,
+                &bound,
+                &report,
+                &status,
+                options.print_status,
             );
+            match &options.output {
+                // A test that panicked while holding the buffer poisons it; the text is
+                // still worth having.
+                Some(output) => output
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_str(&text),
+                None => print!("{text}"),
+            }
         }
         tracing::info!(
             generation,
@@ -137,13 +160,16 @@ where
             "configuration applied"
         );
         previous.clone_from(&bound);
-        applied.send_replace(Some(Applied {
+        let replaced = applied.send_replace(Some(Applied {
             generation,
             ir,
             status,
             report,
             bound,
         }));
+        // The previous configuration and status may be the last references to them: free
+        // them off the worker too.
+        tokio::task::spawn_blocking(move || drop(replaced));
     }
 }
 

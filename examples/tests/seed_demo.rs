@@ -663,3 +663,275 @@ async fn dataplane_seed_demo_serves_the_admin_endpoint() {
     assert!(table.contains("http-to-https-redirect"), "{table}");
     demo.shutdown().await;
 }
+
+/// The rows `Status::to_table` prints for the listener `name` of a Gateway: its own row (the
+/// first condition) and the rows under it that name no object (its other conditions). Lines
+/// before the table's header are skipped.
+fn listener_rows<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
+    // `serve` prints its progress lines before the table.
+    let mut lines = table.lines().skip_while(|l| !l.starts_with("KIND "));
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .find("CONDITION")
+        .unwrap_or_else(|| panic!("no header:\n{table}"));
+    let own = format!("{name} (");
+    let mut rows = Vec::new();
+    for line in lines {
+        let object = line.get(..column).unwrap_or(line);
+        if rows.is_empty() {
+            if object.trim_start().starts_with("Listener") && object.contains(&own) {
+                rows.push(line);
+            }
+        } else if object.trim().is_empty() && !line.trim().is_empty() {
+            rows.push(line);
+        } else {
+            break;
+        }
+    }
+    assert!(!rows.is_empty(), "no rows for listener {name}:\n{table}");
+    rows
+}
+
+/// The row of `condition` among `rows`, split into CONDITION, STATUS, REASON (and the start
+/// of the message).
+fn condition_row<'a>(rows: &[&'a str], condition: &str) -> Vec<&'a str> {
+    rows.iter()
+        .map(|row| {
+            // Object columns first when the row names the listener.
+            let words: Vec<&str> = row.split_whitespace().collect();
+            match words.iter().position(|w| *w == condition) {
+                Some(i) => words[i..].to_vec(),
+                None => Vec::new(),
+            }
+        })
+        .find(|words| !words.is_empty())
+        .unwrap_or_else(|| panic!("no {condition} row in:\n{}", rows.join("\n")))
+}
+
+/// The condition `type_` of listener `listener` of Gateway `default/edge`.
+fn listener_condition(
+    status: &gateway_core::status::Status,
+    listener: &str,
+    type_: &str,
+) -> (String, String) {
+    let gateway = status
+        .gateway("default", "edge")
+        .unwrap_or_else(|| panic!("no status for default/edge:\n{}", status.to_table()));
+    let listener_status = gateway
+        .status
+        .listeners
+        .iter()
+        .find(|l| l.name == listener)
+        .unwrap_or_else(|| panic!("no listener {listener}:\n{}", status.to_table()));
+    let condition = listener_status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("listener {listener} has no {type_}:\n{}", status.to_table()));
+    (condition.status.clone(), condition.reason.clone())
+}
+
+const GATEWAY_CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: test}
+spec: {controllerName: example.com/gateway-test}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_print_status_says_port_unavailable_for_a_taken_port() {
+    // Held for the whole test: the gateway cannot bind it.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the taken port");
+    let taken = holder.local_addr().expect("addr").port();
+    let free = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        format!(
+            "{GATEWAY_CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: default}}
+spec:
+  gatewayClassName: test
+  addresses: [{{type: IPAddress, value: 127.0.0.1}}]
+  listeners:
+  - {{name: taken, protocol: HTTP, port: {taken}}}
+  - {{name: free, protocol: HTTP, port: {free}}}
+"
+        ),
+    )
+    .expect("write manifest");
+
+    let source = gateway_file::FileSource::new(dir.path()).expect("file source");
+    let gateway = gateway_net::Gateway::new(gateway_net::GatewayConfig::default());
+    let output = Arc::new(std::sync::Mutex::new(String::new()));
+    let options = gateway_examples::serve::RunOptions {
+        print_status: true,
+        output: Some(output.clone()),
+        ..Default::default()
+    };
+    let (sender, mut applied) = tokio::sync::watch::channel(None);
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(gateway_examples::serve::serve(
+        source,
+        gateway.clone(),
+        options,
+        |_: &mut _| {},
+        sender,
+        shutdown.clone(),
+    ));
+    let first = timeout(STEP, applied.wait_for(Option::is_some))
+        .await
+        .expect("first apply in time")
+        .expect("serve still running")
+        .clone()
+        .expect("first apply");
+    shutdown.cancel();
+    serving
+        .await
+        .expect("serving task")
+        .expect("the manifest loads");
+    gateway.shutdown().await;
+    drop(holder);
+
+    let text = output
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert!(text.starts_with("configuration loaded\n"), "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on 127.0.0.1:{taken}")),
+        "no `cannot listen` line for port {taken}:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("listening on 127.0.0.1:{free}")),
+        "no `listening on` line for port {free}:\n{text}"
+    );
+    let rows = listener_rows(&text, "taken");
+    assert_eq!(
+        condition_row(&rows, "Accepted")[..3],
+        ["Accepted", "False", "PortUnavailable"],
+        "{text}"
+    );
+    assert_eq!(
+        condition_row(&rows, "Programmed")[..2],
+        ["Programmed", "False"],
+        "{text}"
+    );
+    let rows = listener_rows(&text, "free");
+    for condition in ["Accepted", "Programmed"] {
+        assert_eq!(
+            condition_row(&rows, condition)[..2],
+            [condition, "True"],
+            "{text}"
+        );
+    }
+
+    // The status published on the watch channel says the same.
+    let status = &first.status;
+    assert_eq!(first.generation, 1);
+    assert_eq!(
+        listener_condition(status, "taken", "Accepted"),
+        ("False".to_owned(), "PortUnavailable".to_owned()),
+        "{text}"
+    );
+    assert_eq!(
+        listener_condition(status, "taken", "Programmed").0,
+        "False",
+        "{text}"
+    );
+    for condition in ["Accepted", "Programmed"] {
+        assert_eq!(
+            listener_condition(status, "free", condition).0,
+            "True",
+            "{text}"
+        );
+    }
+    assert!(
+        first
+            .report
+            .bind_failures
+            .iter()
+            .any(|f| f.address.port() == taken),
+        "{:?}",
+        first.report
+    );
+}
+
+#[test]
+fn check_reports_a_certificate_the_tls_stack_refuses() {
+    let certificate =
+        rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).expect("certificate");
+    let other = rcgen::generate_simple_self_signed(vec!["b.example.com".into()])
+        .expect("other certificate");
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |key_pem: &str| {
+        std::fs::write(
+            dir.path().join("gateway.yaml"),
+            format!(
+                "{GATEWAY_CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: default}}
+spec:
+  gatewayClassName: test
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: 8443
+    hostname: a.example.com
+    tls:
+      mode: Terminate
+      certificateRefs:
+      - {{kind: Secret, name: pair}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: pair, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{}  tls.key: |
+{}",
+                indent(&certificate.cert.pem()),
+                indent(key_pem)
+            ),
+        )
+        .expect("write manifest");
+    };
+
+    // The control: with its own key the same manifest is healthy.
+    write(&certificate.signing_key.serialize_pem());
+    let checked = check(dir.path(), None, "default");
+    assert_eq!(checked.exit_code(), 0, "{}", checked.to_table(dir.path()));
+
+    // The key of another certificate: it parses, but rustls refuses the pair.
+    write(&other.signing_key.serialize_pem());
+    let checked = check(dir.path(), None, "default");
+    let table = checked.to_table(dir.path());
+    assert_eq!(checked.exit_code(), 1, "{table}");
+    let Checked::Compiled { status, .. } = &checked else {
+        panic!("does not load: {table}");
+    };
+    assert_eq!(
+        listener_condition(status, "https", "ResolvedRefs"),
+        ("False".to_owned(), "InvalidCertificateRef".to_owned()),
+        "{table}"
+    );
+    assert_eq!(
+        listener_condition(status, "https", "Programmed").0,
+        "False",
+        "{table}"
+    );
+    let rows = listener_rows(&table, "https");
+    assert_eq!(
+        condition_row(&rows, "ResolvedRefs")[..3],
+        ["ResolvedRefs", "False", "InvalidCertificateRef"],
+        "{table}"
+    );
+}

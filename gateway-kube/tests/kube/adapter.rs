@@ -562,3 +562,120 @@ async fn serving_goes_on_through_dropped_expired_and_failing_watches() {
     runner.abort();
     gateway.shutdown().await;
 }
+
+/// An outside review found the status said `Programmed` for a listener that was not served:
+/// compile cannot know a port is taken by another process, only the data plane can. This
+/// shows what the status sink writes to the API once the apply report is merged: the
+/// listener on the taken port is `Accepted=False` `PortUnavailable` and `Programmed=False`,
+/// the other one is served and said to be, and the Gateway is `ListenersNotValid`.
+#[tokio::test]
+async fn a_port_taken_by_another_process_is_written_port_unavailable() {
+    let api = FakeApi::start().await;
+    // Another process's socket, bound for the whole test.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    api.apply_yaml(&format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: embedded}}
+spec: {{controllerName: example.com/gateway}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: web, namespace: default}}
+spec:
+  gatewayClassName: embedded
+  listeners:
+    - {{name: taken, port: {}, protocol: HTTP}}
+    - {{name: free, port: {}, protocol: HTTP}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: to-https, namespace: default}}
+spec:
+  parentRefs: [{{name: web}}]
+  hostnames: [shop.example.com]
+  rules:
+    - filters:
+        - type: RequestRedirect
+          requestRedirect: {{scheme: https, statusCode: 301}}
+"#,
+        taken.port(),
+        free.port()
+    ))
+    .unwrap();
+
+    let mut source = KubeSource::new(api.client(), KubeSourceOptions::new("example.com/gateway"));
+    let snapshot = next(&mut source).await;
+    let options = Options {
+        controller_name: Some("example.com/gateway".into()),
+        bind_address: taken.ip(),
+        ..Options::default()
+    };
+    let (ir, mut status) = compile(&snapshot, &options);
+    // Compile cannot know: it calls everything valid.
+    assert!(status.all_healthy(), "{}", status.to_table());
+    let gateway = gateway_net::Gateway::new(Default::default());
+    let report = gateway.apply(&ir).await;
+    assert_eq!(report.bind_failures.len(), 1, "{report:?}");
+    let failure = &report.bind_failures[0];
+    assert_eq!(failure.address, taken, "{report:?}");
+    let names: Vec<_> = failure.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["taken"], "{report:?}");
+    report.merge_into(&mut status);
+    assert!(!status.all_healthy(), "{}", status.to_table());
+
+    let mut sink = KubeStatusSink::new(api.client(), StatusSinkOptions::new("example.com/gateway"));
+    sink.publish(&status).await.unwrap();
+
+    let written = api.get(V1, "Gateway", Some("default"), "web").unwrap();
+    let condition = |conditions: &serde_json::Value, type_: &str| {
+        conditions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap_or_else(|| panic!("no {type_} in {conditions}"))
+            .clone()
+    };
+    let listener = |name: &str| {
+        written["status"]["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap_or_else(|| panic!("no listener {name} in {written}"))["conditions"]
+            .clone()
+    };
+    let on_taken = listener("taken");
+    let accepted = condition(&on_taken, "Accepted");
+    assert_eq!(accepted["status"], "False", "{accepted}");
+    assert_eq!(accepted["reason"], "PortUnavailable", "{accepted}");
+    let message = accepted["message"].as_str().unwrap();
+    assert!(message.contains(&taken.to_string()), "{accepted}");
+    assert!(message.contains(&failure.message), "{accepted}");
+    assert_eq!(condition(&on_taken, "Programmed")["status"], "False");
+    let on_free = listener("free");
+    assert_eq!(condition(&on_free, "Accepted")["status"], "True");
+    assert_eq!(condition(&on_free, "Programmed")["status"], "True");
+    let conditions = &written["status"]["conditions"];
+    let accepted = condition(conditions, "Accepted");
+    assert_eq!(accepted["status"], "True", "{accepted}");
+    assert_eq!(accepted["reason"], "ListenersNotValid", "{accepted}");
+    // One listener is still served.
+    let programmed = condition(conditions, "Programmed");
+    assert_eq!(programmed["status"], "True", "{programmed}");
+
+    // And it is: the free listener answers, the squatter still holds its port.
+    assert_eq!(
+        status_line(free, "shop.example.com").await,
+        "HTTP/1.1 301 Moved Permanently"
+    );
+    assert_eq!(squatter.local_addr().unwrap(), taken);
+    gateway.shutdown().await;
+}
