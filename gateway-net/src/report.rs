@@ -244,3 +244,163 @@ pub fn verify(ir: &Ir) -> ApplyReport {
         listener_issues,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::model::{GatewayStatus, ObjectKey, ResourceKind};
+    use gateway_core::status::ObjectStatus;
+
+    fn healthy(name: &str) -> ListenerStatus {
+        let ok = |t: &str| Condition::new(t, true, t, "", Some(3));
+        ListenerStatus {
+            name: name.to_owned(),
+            supported_kinds: Vec::new(),
+            attached_routes: 1,
+            conditions: vec![ok("Accepted"), ok("Programmed"), ok("ResolvedRefs")],
+        }
+    }
+
+    fn key() -> ObjectKey {
+        ObjectKey::new(ResourceKind::Gateway, "ns", "gw")
+    }
+
+    /// Compile's status of a Gateway with listeners `a` and `b`, all healthy.
+    fn status() -> Status {
+        let ok = |t: &str| Condition::new(t, true, t, "", Some(3));
+        Status {
+            gateways: vec![ObjectStatus {
+                key: key(),
+                generation: Some(3),
+                status: GatewayStatus {
+                    conditions: vec![ok("Accepted"), ok("Programmed")],
+                    listeners: vec![healthy("a"), healthy("b")],
+                    ..GatewayStatus::default()
+                },
+            }],
+            ..Status::default()
+        }
+    }
+
+    fn id(name: &str) -> ListenerId {
+        ListenerId {
+            parent: key(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// `(status, reason)` of condition `type_` of the Gateway (`listener: None`) or a listener.
+    fn condition(status: &Status, listener: Option<&str>, type_: &str) -> (String, String) {
+        let gateway = &status.gateways[0].status;
+        let conditions = match listener {
+            None => &gateway.conditions,
+            Some(name) => {
+                &gateway
+                    .listeners
+                    .iter()
+                    .find(|l| l.name == name)
+                    .unwrap()
+                    .conditions
+            }
+        };
+        let c = conditions.iter().find(|c| c.type_ == type_).unwrap();
+        assert_eq!(c.observed_generation, Some(3), "generation kept");
+        (c.status.clone(), c.reason.clone())
+    }
+
+    fn is(status: &str, reason: &str) -> (String, String) {
+        (status.to_owned(), reason.to_owned())
+    }
+
+    #[test]
+    fn an_unbound_listener_is_port_unavailable_and_the_gateway_partly_valid() {
+        let mut status = status();
+        ApplyReport {
+            bind_failures: vec![BindFailure {
+                address: "127.0.0.1:80".parse().unwrap(),
+                listeners: vec![id("a")],
+                message: "Address already in use".into(),
+            }],
+            listener_issues: Vec::new(),
+        }
+        .merge_into(&mut status);
+        assert_eq!(
+            condition(&status, Some("a"), "Accepted"),
+            is("False", "PortUnavailable")
+        );
+        assert_eq!(
+            condition(&status, Some("a"), "Programmed"),
+            is("False", "Invalid")
+        );
+        assert_eq!(
+            condition(&status, Some("b"), "Programmed"),
+            is("True", "Programmed")
+        );
+        assert_eq!(
+            condition(&status, None, "Accepted"),
+            is("True", "ListenersNotValid")
+        );
+        assert_eq!(
+            condition(&status, None, "Programmed"),
+            is("True", "Programmed")
+        );
+    }
+
+    #[test]
+    fn a_gateway_with_no_listener_served_is_not_programmed() {
+        let mut status = status();
+        ApplyReport {
+            bind_failures: vec![BindFailure {
+                address: "127.0.0.1:80".parse().unwrap(),
+                listeners: vec![id("a")],
+                message: "Address already in use".into(),
+            }],
+            listener_issues: vec![ListenerIssue {
+                listener: id("b"),
+                kind: IssueKind::InvalidCertificate,
+                message: "KeyMismatch".into(),
+            }],
+        }
+        .merge_into(&mut status);
+        assert_eq!(
+            condition(&status, Some("b"), "ResolvedRefs"),
+            is("False", "InvalidCertificateRef")
+        );
+        assert_eq!(
+            condition(&status, Some("b"), "Accepted"),
+            is("True", "Accepted"),
+            "a refused certificate leaves the listener accepted"
+        );
+        assert_eq!(
+            condition(&status, None, "Accepted"),
+            is("True", "ListenersNotValid")
+        );
+        assert_eq!(
+            condition(&status, None, "Programmed"),
+            is("False", "Invalid")
+        );
+        assert!(!status.all_healthy());
+    }
+
+    #[test]
+    fn a_gateway_with_no_listener_bound_is_not_accepted() {
+        let mut status = status();
+        ApplyReport {
+            bind_failures: vec![BindFailure {
+                address: "127.0.0.1:80".parse().unwrap(),
+                listeners: vec![id("a"), id("b")],
+                message: "Permission denied".into(),
+            }],
+            listener_issues: Vec::new(),
+        }
+        .merge_into(&mut status);
+        assert_eq!(
+            condition(&status, None, "Accepted"),
+            is("False", "ListenersNotValid")
+        );
+        assert_eq!(
+            condition(&status, None, "Programmed"),
+            is("False", "Invalid")
+        );
+    }
+}
