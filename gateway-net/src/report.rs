@@ -234,9 +234,11 @@ fn recount(conditions: &mut Vec<Condition>, listeners: &[ListenerStatus]) {
 /// ```
 pub fn verify(ir: &Ir) -> ApplyReport {
     let shared = crate::shared::Shared::new(crate::GatewayConfig::default());
+    // Cleartext HTTP binds report nothing: their routers are not built.
     let listener_issues = ir
         .binds
         .iter()
+        .filter(|bind| bind.protocol != gateway_core::ir::BindProtocol::Http)
         .flat_map(|bind| crate::runtime::BindState::build(bind, &shared).1)
         .collect();
     ApplyReport {
@@ -308,6 +310,15 @@ mod tests {
         (c.status.clone(), c.reason.clone())
     }
 
+    /// The socket of `listeners` could not be bound.
+    fn unbound(listeners: &[&str], message: &str) -> BindFailure {
+        BindFailure {
+            address: "127.0.0.1:80".parse().unwrap(),
+            listeners: listeners.iter().map(|l| id(l)).collect(),
+            message: message.into(),
+        }
+    }
+
     fn is(status: &str, reason: &str) -> (String, String) {
         (status.to_owned(), reason.to_owned())
     }
@@ -316,11 +327,7 @@ mod tests {
     fn an_unbound_listener_is_port_unavailable_and_the_gateway_partly_valid() {
         let mut status = status();
         ApplyReport {
-            bind_failures: vec![BindFailure {
-                address: "127.0.0.1:80".parse().unwrap(),
-                listeners: vec![id("a")],
-                message: "Address already in use".into(),
-            }],
+            bind_failures: vec![unbound(&["a"], "Address already in use")],
             listener_issues: Vec::new(),
         }
         .merge_into(&mut status);
@@ -350,11 +357,7 @@ mod tests {
     fn a_gateway_with_no_listener_served_is_not_programmed() {
         let mut status = status();
         ApplyReport {
-            bind_failures: vec![BindFailure {
-                address: "127.0.0.1:80".parse().unwrap(),
-                listeners: vec![id("a")],
-                message: "Address already in use".into(),
-            }],
+            bind_failures: vec![unbound(&["a"], "Address already in use")],
             listener_issues: vec![ListenerIssue {
                 listener: id("b"),
                 kind: IssueKind::InvalidCertificate,
@@ -386,11 +389,7 @@ mod tests {
     fn a_gateway_with_no_listener_bound_is_not_accepted() {
         let mut status = status();
         ApplyReport {
-            bind_failures: vec![BindFailure {
-                address: "127.0.0.1:80".parse().unwrap(),
-                listeners: vec![id("a"), id("b")],
-                message: "Permission denied".into(),
-            }],
+            bind_failures: vec![unbound(&["a", "b"], "Permission denied")],
             listener_issues: Vec::new(),
         }
         .merge_into(&mut status);

@@ -122,12 +122,19 @@ pub(crate) async fn run_udp(
             () = signals.graceful.cancelled() => break,
             _ = sweep.tick() => {
                 let now = now_ms();
-                let before = sessions.len();
-                sessions.retain(|_, s| !s.gone.is_cancelled());
-                let removed = before - sessions.len();
-                sessions.retain(|_, s| now.saturating_sub(s.last.load(Ordering::Relaxed)) < idle_ms);
+                let (mut removed, mut expired) = (0usize, 0usize);
+                sessions.retain(|_, s| {
+                    if s.gone.is_cancelled() {
+                        removed += 1;
+                        false
+                    } else if now.saturating_sub(s.last.load(Ordering::Relaxed)) >= idle_ms {
+                        expired += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
                 recency.forget_gone(&sessions);
-                let expired = before - removed - sessions.len();
                 if expired > 0 || removed > 0 {
                     stats.sessions_expired.fetch_add(expired as u64, Ordering::Relaxed);
                     stats.sessions_route_removed.fetch_add(removed as u64, Ordering::Relaxed);

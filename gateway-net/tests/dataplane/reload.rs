@@ -195,17 +195,8 @@ async fn http1_keep_alive_connection_follows_each_apply() {
             }
             let sender = guard.as_mut().expect("sender");
             sender.ready().await.expect("the connection stays open");
-            let resp = sender
-                .send_request(
-                    Request::get("/")
-                        .header("host", "example.com")
-                        .body(Full::default())
-                        .expect("request"),
-                )
-                .await
-                .expect("answer");
-            let body = resp.into_body().collect().await.expect("body").to_bytes();
-            String::from_utf8_lossy(&body).into_owned()
+            let (_, body) = ask(sender).await;
+            body
         }
     })
     .await;
@@ -568,6 +559,14 @@ spec:
 /// Opens a keep-alive HTTP/1.1 connection and checks a request on it is answered.
 async fn open_and_ask(port: u16) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
     let mut sender = common::http1_connection(port).await;
+    assert_eq!(ask(&mut sender).await.0, 200);
+    sender
+}
+
+/// `GET example.com/` on an HTTP/1.1 connection: the status and the body.
+async fn ask(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+) -> (StatusCode, String) {
     let resp = sender
         .send_request(
             Request::get("/")
@@ -577,9 +576,9 @@ async fn open_and_ask(port: u16) -> hyper::client::conn::http1::SendRequest<Full
         )
         .await
         .expect("answer");
-    assert_eq!(resp.status(), 200);
-    let _ = resp.into_body().collect().await;
-    sender
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// `ListenerConfig::max_connections`: the connection over the limit is closed at once and
