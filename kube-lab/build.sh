@@ -37,7 +37,7 @@ kube_date="$(cd "$here" && go list -m -f '{{.Time.Format "2006-01-02T15:04:05Z"}
 kube_ldflags=""
 for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$kube_minor"
-  kube_ldflags+=" -X $p.gitTreeState=archive -X $p.buildDate=$kube_date"
+  kube_ldflags+=" -X $p.gitCommit= -X $p.gitTreeState=archive -X $p.buildDate=$kube_date"
 done
 
 # metallb-controller is left out until it builds (README.md, "State").
