@@ -11,6 +11,7 @@ bin="$("$here/build.sh" etcd kube-apiserver kubectl)"
 . "$here/versions.env"
 mkdir -p "$state/pki" "$state/log"
 etcd_port="${KUBE_LAB_ETCD_PORT:-23791}"
+etcd_peer_port="${KUBE_LAB_ETCD_PEER_PORT:-23801}"
 api_port="${KUBE_LAB_API_PORT:-26443}"
 
 pki="$state/pki"
@@ -39,8 +40,8 @@ start() { # start <name> <cmd...>: runs in the background, pid in $state/<name>.
 
 start etcd "$bin/etcd" --data-dir "$state/etcd" --name lab \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls http://127.0.0.1:23801 --initial-advertise-peer-urls http://127.0.0.1:23801 \
-  --initial-cluster lab=http://127.0.0.1:23801
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "lab=http://127.0.0.1:$etcd_peer_port"
 
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_port" \
