@@ -40,8 +40,7 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $p.gitCommit= -X $p.gitTreeState=archive -X $p.buildDate=$kube_date"
 done
 
-# metallb-controller is left out until it builds (README.md, "State").
-want="${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok}"
+want="${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok metallb-controller echo-basic podrunner}"
 for w in $want; do
   case "$w" in
     etcd) build etcd "$ETCD_VERSION" "$here/etcd" etcd go.etcd.io/etcd/server/v3 ;;
@@ -49,6 +48,9 @@ for w in $want; do
       build kubernetes "$KUBERNETES_VERSION" "$here" "$w" "k8s.io/kubernetes/cmd/$w" "$kube_ldflags" ;;
     kwok) build kwok "$KWOK_VERSION" "$here/kwok" kwok sigs.k8s.io/kwok/cmd/kwok ;;
     metallb-controller) build metallb "$METALLB_VERSION" "$here/metallb" metallb-controller go.universe.tf/metallb/controller ;;
+    echo-basic) build echo-basic "$GATEWAY_API_VERSION" "$here/echo-basic" echo-basic sigs.k8s.io/gateway-api/conformance/echo-basic ;;
+    # The lab's own tool: cached under a hash of its source.
+    podrunner) build podrunner "$(cat "$here"/podrunner/*.go "$here/go.sum" | sha256sum | cut -c1-12)" "$here" podrunner ./podrunner ;;
     *) log "unknown component $w"; exit 2 ;;
   esac
 done

@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
-# Starts the lab's control plane on 127.0.0.1 and prints a kubeconfig path.
-# Today: etcd, kube-apiserver (RBAC on, ServiceAccount tokens signed) and the
-# Gateway API CRDs; no controller-manager, scheduler, kwok or pod runner runs
-# yet: see kube-lab/README.md, "State".
+# Starts the lab on 127.0.0.1 and prints a kubeconfig path: etcd,
+# kube-apiserver (RBAC on, ServiceAccount tokens signed), the Gateway API
+# CRDs, kube-controller-manager, kube-scheduler, kwok playing the kubelet of
+# Node kwok-node-0, the pod runner running that Node's Pods in network
+# namespaces, and MetalLB's controller handing Services of type LoadBalancer
+# addresses from 127.0.10.0/24. Idempotent: what already runs is left alone.
+#
+# Environment: KUBE_LAB_STATE (default /tmp/embedded-gateway-lab),
+# KUBE_LAB_BIN_DIR (where the pod runner finds programs named by
+# `embedded-gateway:dev` containers; default the workspace's target/debug/examples),
+# KUBE_LAB_*_PORT (see below).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 state="${KUBE_LAB_STATE:-/tmp/embedded-gateway-lab}"
-bin="$("$here/build.sh" etcd kube-apiserver kubectl)"
+bin="$("$here/build.sh")"
 # shellcheck source=versions.env
 . "$here/versions.env"
 mkdir -p "$state/pki" "$state/log"
 etcd_port="${KUBE_LAB_ETCD_PORT:-23791}"
 etcd_peer_port="${KUBE_LAB_ETCD_PEER_PORT:-23801}"
 api_port="${KUBE_LAB_API_PORT:-26443}"
+kcm_port="${KUBE_LAB_KCM_PORT:-26257}"
+scheduler_port="${KUBE_LAB_SCHEDULER_PORT:-26259}"
+kwok_port="${KUBE_LAB_KWOK_PORT:-26250}"
+metallb_port="${KUBE_LAB_METALLB_PORT:-27472}"
+programs="${KUBE_LAB_BIN_DIR:-$(cd "$here/.." && pwd)/target/debug/examples}"
+# Pod addresses: the Node's podCIDR; 10.244.0.1 is the host side of every
+# Pod's veth (and the Node's address). Service ClusterIPs: 10.96.0.0/16
+# (nothing routes them: the gateway reaches Pods through EndpointSlices).
+pod_cidr=10.244.1.0/24
+host_ip=10.244.0.1
+lb_pool=127.0.10.0/24
 
 pki="$state/pki"
 if [ ! -f "$pki/ca.crt" ]; then
@@ -70,30 +88,102 @@ contexts:
 current-context: lab
 KC
 
-# The Gateway API CRDs (experimental channel, with their CEL rules) as the
-# release's module carries them.
-install_crds() {
-  local dir
-  dir="$(cd "$state" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
-    | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-  "$bin/kubectl" --kubeconfig "$state/kubeconfig" apply --server-side \
-    $(printf -- '-f %s ' "$dir"/config/crd/experimental/gateway.networking.*.yaml) >/dev/null
-  "$bin/kubectl" --kubeconfig "$state/kubeconfig" wait --for condition=established --timeout 60s \
-    crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io >/dev/null
+kubectl() { "$bin/kubectl" --kubeconfig "$state/kubeconfig" "$@"; }
+
+# wait_for <what> <seconds> <command...>: polls until the command succeeds;
+# on timeout names what did not come up and where its log is.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  for _ in $(seq 1 $((seconds * 2))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "kube-lab: $what did not come up in $seconds s; logs in $state/log" >&2
+  exit 1
 }
 
-for _ in $(seq 1 120); do
-  if "$bin/kubectl" --kubeconfig "$state/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
-    install_crds
-    echo "$state/kubeconfig"
-    exit 0
-  fi
+api_ready() {
   if ! kill -0 "$(cat "$state/kube-apiserver.pid")" 2>/dev/null; then
     echo "kube-lab: kube-apiserver exited:" >&2
     tail -3 "$state/log/kube-apiserver.log" >&2
     exit 1
   fi
-  sleep 0.5
+  kubectl get --raw /readyz
+}
+wait_for kube-apiserver 60 api_ready
+
+# The Gateway API CRDs (experimental channel, with their CEL rules) as the
+# release's module carries them; MetalLB's CRDs as its module carries them.
+module_dir() { # module_dir <module dir> <module@version>
+  (cd "$1" && GOFLAGS=-mod=mod go mod download -json "$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+}
+gw_dir="$(module_dir "$state" "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")"
+metallb_dir="$(module_dir "$here/metallb" "go.universe.tf/metallb@$METALLB_VERSION")"
+kubectl apply --server-side \
+  $(printf -- '-f %s ' "$gw_dir"/config/crd/experimental/gateway.networking.*.yaml \
+    "$metallb_dir"/config/crd/bases/metallb.io_*.yaml) >/dev/null
+kubectl wait --for condition=established --timeout 60s \
+  crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
+  crd/ipaddresspools.metallb.io >/dev/null
+
+# kube-controller-manager: Deployments → ReplicaSets → Pods, EndpointSlices
+# from Service selectors, garbage collection (owned Services go with their
+# Gateway), ServiceAccount tokens; and the node lifecycle controller, which
+# lifts the not-ready taint from kwok's Node once it is Ready. It runs as
+# the lab admin (a lab needs no per-controller identities).
+start kube-controller-manager "$bin/kube-controller-manager" \
+  --kubeconfig "$state/kubeconfig" --leader-elect=false \
+  --bind-address 127.0.0.1 --secure-port "$kcm_port" \
+  --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+  --use-service-account-credentials=false --allocate-node-cidrs=false \
+  --controllers '*'
+start kube-scheduler "$bin/kube-scheduler" \
+  --kubeconfig "$state/kubeconfig" --leader-elect=false \
+  --bind-address 127.0.0.1 --secure-port "$scheduler_port"
+
+# The fake Node. kwok gives its Pods addresses from its podCIDR.
+kubectl apply --server-side -f - >/dev/null <<NODE
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-0
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {kubernetes.io/hostname: kwok-node-0, kubernetes.io/os: linux, type: kwok}
+spec:
+  podCIDR: $pod_cidr
+  podCIDRs: [$pod_cidr]
+NODE
+start kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" --config "$here/kwok-stages.yaml" \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+  --node-ip "$host_ip" --cidr "$pod_cidr" --server-address "127.0.0.1:$kwok_port"
+start podrunner "$bin/podrunner" --kubeconfig "$state/kubeconfig" --node kwok-node-0 \
+  --state "$state/pods" --host-ip "$host_ip" \
+  --image "echo-basic=$bin/echo-basic" --image "embedded-gateway=command:$programs"
+
+# MetalLB: the controller alone (no speaker: on one machine every address of
+# 127.0.0.0/8 is local, the gateway binds what it is given).
+kubectl create namespace metallb-system --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+KUBECONFIG="$state/kubeconfig" start metallb-controller "$bin/metallb-controller" \
+  -namespace metallb-system -webhook-mode disabled -disable-cert-rotation -port "$metallb_port"
+kubectl apply --server-side -f - >/dev/null <<POOL
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lab, namespace: metallb-system}
+spec:
+  addresses: [$lb_pool]
+  avoidBuggyIPs: true
+POOL
+
+node_ready() {
+  [ "$(kubectl get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] &&
+    [ -z "$(kubectl get node kwok-node-0 -o jsonpath='{.spec.taints}')" ]
+}
+wait_for "kwok's Node (Ready, untainted)" 60 node_ready
+for name in kube-controller-manager kube-scheduler kwok podrunner metallb-controller; do
+  if ! kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+    echo "kube-lab: $name exited:" >&2
+    tail -5 "$state/log/$name.log" >&2
+    exit 1
+  fi
 done
-echo "kube-lab: the API server did not become ready in 60 s; logs in $state/log" >&2
-exit 1
+echo "$state/kubeconfig"
