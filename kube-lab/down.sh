@@ -10,7 +10,7 @@ for name in podrunner metallb-controller kwok kube-scheduler kube-controller-man
     pid="$(cat "$state/$name.pid")"
     kill "$pid" 2>/dev/null
     # Wait for it: a server still shutting down would answer the next up.sh.
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null
     rm -f "$state/$name.pid"
   fi

@@ -50,7 +50,7 @@ fi
 if (cd "$root" && KUBECONFIG="$sa_kubeconfig" GATEWAY_TEST_ADMIN_KUBECONFIG="$kubeconfig" \
   GATEWAY_TEST_NAMESPACE=gateway-system cargo test --locked -q -p gateway-kube -- --ignored \
   >"$state/log/suite-gateway-kube.log" 2>&1); then
-  pass "gateway-kube real-cluster tests ($(grep -o '[0-9]* passed' "$state/log/suite-gateway-kube.log" | tail -1)) as the ServiceAccount"
+  pass "gateway-kube real-cluster tests ($(grep -o '[0-9]* passed' "$state/log/suite-gateway-kube.log" | awk '{n += $1} END {print n}') passed) as the ServiceAccount"
 else
   fail "gateway-kube real-cluster tests: $(grep -E '^test .* FAILED|panicked' "$state/log/suite-gateway-kube.log" | head -5)"
 fi
@@ -116,7 +116,10 @@ controller() { # controller <identity> <port offset> <probe port>
     --probe-address "127.0.0.1:$3" --no-admin >"$state/log/suite-$1.log" 2>&1 &
   pids[$1]=$!
 }
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+cleanup() {
+  for p in "${pids[@]}" $(jobs -p); do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
 trap cleanup EXIT
 
 within() { # within <seconds> <command...>
@@ -171,7 +174,11 @@ traffic() { # traffic <file>: one request every 50 ms until killed; one line per
 addr="$(gateway_address)"
 restart() { # restart <component>
   local pid; pid="$(cat "$state/$1.pid")"
-  kill "$pid"; for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill "$pid"
+  # Until it is gone (kube-apiserver drains its watches first), so that
+  # up.sh starts a new one.
+  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
   sleep 2 # a few seconds without it
   bash "$here/up.sh" >/dev/null
 }

@@ -89,6 +89,7 @@ current-context: lab
 KC
 
 kubectl() { "$bin/kubectl" --kubeconfig "$state/kubeconfig" "$@"; }
+exec 3>&2 # what must be seen even where a check's own output is silenced
 
 # wait_for <what> <seconds> <command...>: polls until the command succeeds;
 # on timeout names what did not come up and where its log is.
@@ -104,8 +105,8 @@ wait_for() {
 
 api_ready() {
   if ! kill -0 "$(cat "$state/kube-apiserver.pid")" 2>/dev/null; then
-    echo "kube-lab: kube-apiserver exited:" >&2
-    tail -3 "$state/log/kube-apiserver.log" >&2
+    echo "kube-lab: kube-apiserver exited:" >&3
+    tail -3 "$state/log/kube-apiserver.log" >&3
     exit 1
   fi
   kubectl get --raw /readyz

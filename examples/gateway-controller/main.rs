@@ -7,7 +7,9 @@
 //!
 //! Every replica watches the Gateway API objects of its controller name (and the Services,
 //! EndpointSlices, Namespaces and referenced Secrets they need), compiles each snapshot and
-//! serves it. Replicas elect a leader through a Lease; only the leader writes status. The
+//! serves it. Replicas elect a leader through a Lease; only the leader writes status and, per
+//! Gateway, a `type: LoadBalancer` Service (`--provision-services`, on by default) whose
+//! load-balancer address becomes the Gateway's `status.addresses`. The
 //! probe endpoint (`--probe-address`) answers `/readyz` with 200 once the first full
 //! snapshot is applied (503 before, and again while draining) and `/livez` with 200. The
 //! admin endpoint (`--admin-address`, as for `gateway run`) serves `/metrics`, `/config`,
@@ -29,11 +31,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use gateway_core::compile::Options;
+use gateway_core::model::Snapshot;
 use gateway_examples::serve::{self, RunOptions};
 use gateway_examples::{LogFormat, OperationsArgs, init_logging};
 use gateway_kube::{
     DEFAULT_CONTROLLER_NAME, GatewayRef, KubeSource, KubeSourceOptions, KubeStatusSink,
-    LeaderElector, Leadership, LeaseOptions, SecretSelection, StatusSinkOptions,
+    LeaderElector, Leadership, LeaseOptions, SecretSelection, ServiceOptions, ServiceProvisioner,
+    StatusSinkOptions,
 };
 use gateway_net::admin::{AdminServer, AdminState};
 use gateway_net::{Gateway, GatewayConfig};
@@ -78,9 +82,34 @@ struct Cli {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     port_offset: i32,
     /// Addresses written in `Gateway.status.addresses` (the Service's or load balancer's
-    /// address); repeat or separate with commas.
+    /// address); repeat or separate with commas. With `--provision-services`, each Gateway
+    /// reports its own Service's load-balancer addresses instead.
     #[arg(long, env = "GATEWAY_ADVERTISE_ADDRESS", value_delimiter = ',')]
     advertise_address: Vec<IpAddr>,
+    /// Give each Gateway its own `type: LoadBalancer` Service (in its namespace, named
+    /// `<gateway>-gw`, owned by the Gateway), written by the leader; the Service's
+    /// load-balancer address becomes the Gateway's `status.addresses`.
+    /// `--provision-services=false`: no Services are made (bring your own).
+    #[arg(
+        long,
+        env = "GATEWAY_PROVISION_SERVICES",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    provision_services: bool,
+    /// The labels of the gateway pods (`key=value[,key=value]`), as the provisioned Services'
+    /// selector. Without it the Services select no pods: nothing reaches the gateway through
+    /// them inside the cluster (the single-machine lab routes the addresses itself).
+    #[arg(long, value_parser = gateway_kube::parse_selector)]
+    service_selector: Option<std::collections::BTreeMap<String, String>>,
+    /// Lab mode, for a single machine where the load balancer hands out local addresses
+    /// (MetalLB with a 127.0.x.y pool): each Gateway binds its listeners on its Service's
+    /// load-balancer IP instead of 0.0.0.0, so several Gateways can use one port; a Gateway
+    /// is not bound until its Service has an IP. Needs `--provision-services`.
+    #[arg(long)]
+    bind_load_balancer_addresses: bool,
     /// How long open connections may take to finish on shutdown.
     #[arg(long, default_value = "30s", value_parser = serve::parse_duration)]
     drain_timeout: Duration,
@@ -123,6 +152,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.bind_load_balancer_addresses && !cli.provision_services {
+        anyhow::bail!("--bind-load-balancer-addresses needs --provision-services");
+    }
     let client = gateway_kube::connect(cli.kubeconfig.as_deref()).await?;
 
     let mut source_options = KubeSourceOptions::new(&cli.controller_name);
@@ -191,6 +223,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(tokio::spawn(elector.run(elector_stop.clone()))),
         )
     };
+    // Per-Gateway Services: planned from every snapshot (their addresses go into that
+    // snapshot's compile options), written by the leader.
+    let provisioning = cli.provision_services.then(|| {
+        let mut options = ServiceOptions::new(&cli.controller_name);
+        options.gateway = cli.gateway.clone();
+        options.port_offset = cli.port_offset;
+        options.selector = cli.service_selector.clone().unwrap_or_default();
+        options.bind_load_balancer_addresses = cli.bind_load_balancer_addresses;
+        if options.selector.is_empty() {
+            tracing::warn!("no --service-selector: the provisioned Services select no pods");
+        }
+        options
+    });
+    let (plans, plans_rx) = watch::channel(None);
+    let provisioner = provisioning.as_ref().map(|options| {
+        let provisioner =
+            ServiceProvisioner::new(client.clone(), options).with_leadership(leadership.clone());
+        tokio::spawn(provisioner.run(plans_rx, shutdown.clone()))
+    });
+    let prepare = move |snapshot: &mut Snapshot, options: &mut Options| {
+        if let Some(provisioning) = &provisioning {
+            let plan = provisioning.plan(snapshot);
+            plan.apply_to(options);
+            plans.send_replace(Some(Arc::new(plan)));
+        }
+    };
+
     let mut sink_options = StatusSinkOptions::new(&cli.controller_name);
     sink_options.gateway = cli.gateway.clone();
     let sink = KubeStatusSink::new(client, sink_options).with_leadership(leadership);
@@ -220,11 +279,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })
     };
 
-    let serving = tokio::spawn(serve::serve(
+    let serving = tokio::spawn(serve::serve_with(
         source,
         gateway.clone(),
         options,
-        |_: &mut _| {},
+        prepare,
         applied,
         shutdown.clone(),
     ));
@@ -253,6 +312,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let _ = elector.await;
     }
     let _ = tokio::join!(writer, forward, probes);
+    if let Some(provisioner) = provisioner {
+        let _ = provisioner.await;
+    }
     let _ = serving.await;
     gateway.shutdown().await;
     if let Some(admin) = admin {

@@ -91,7 +91,7 @@ pub async fn apply_snapshot(
 ///
 /// The source's error when its first snapshot cannot be read.
 pub async fn serve<S, F>(
-    mut source: S,
+    source: S,
     gateway: Gateway,
     options: RunOptions,
     mut prepare: F,
@@ -101,6 +101,36 @@ pub async fn serve<S, F>(
 where
     S: ConfigSource,
     F: FnMut(&mut Snapshot) + Send,
+{
+    serve_with(
+        source,
+        gateway,
+        options,
+        move |snapshot: &mut Snapshot, _: &mut Options| prepare(snapshot),
+        applied,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], with `prepare` also given the compile options for each snapshot (a copy of
+/// `options.compile`), for what depends on the snapshot: the Kubernetes controller adds each
+/// Gateway's load-balancer addresses there.
+///
+/// # Errors
+///
+/// The source's error when its first snapshot cannot be read.
+pub async fn serve_with<S, F>(
+    mut source: S,
+    gateway: Gateway,
+    options: RunOptions,
+    mut prepare: F,
+    applied: watch::Sender<Option<Applied>>,
+    shutdown: CancellationToken,
+) -> Result<(), S::Error>
+where
+    S: ConfigSource,
+    F: FnMut(&mut Snapshot, &mut Options) + Send,
 {
     let mut generation = 0u64;
     let mut previous: Vec<BoundSocket> = Vec::new();
@@ -123,8 +153,9 @@ where
                 continue;
             }
         };
-        prepare(&mut snapshot);
-        let Some((ir, status, report)) = apply_snapshot(&gateway, snapshot, &options.compile).await
+        let mut compile_options = options.compile.clone();
+        prepare(&mut snapshot, &mut compile_options);
+        let Some((ir, status, report)) = apply_snapshot(&gateway, snapshot, &compile_options).await
         else {
             return Ok(());
         };

@@ -29,4 +29,20 @@ pub enum Error {
     /// A `namespace/name` argument that is not one.
     #[error("{0:?} is not namespace/name")]
     BadGatewayRef(String),
+    /// A label selector argument that is not `key=value[,key=value…]`.
+    #[error("label selector {selector:?}: {why}")]
+    BadSelector {
+        /// The text given.
+        selector: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Per-Gateway Services could not all be applied or deleted; the others were.
+    #[error("{failed} Service write(s) failed; first: {first}")]
+    Provision {
+        /// How many Services could not be written.
+        failed: usize,
+        /// The first failure: the Service (`Service namespace/name`) and why.
+        first: String,
+    },
 }

@@ -313,13 +313,16 @@ fn name_of(resource: &Resource) -> (String, String) {
 
 /// Reads one object from the API into the core model, without what changes on every write
 /// and is not configuration: `status` (our own writes would otherwise come back as changes),
-/// `resourceVersion` and `managedFields`.
+/// `resourceVersion` and `managedFields`. A Service keeps its `status`: nobody here writes
+/// it, and its `loadBalancer.ingress` is the address of a Gateway's provisioned Service.
 ///
 /// An object that does not read is logged and left out, as the API server would not have
 /// accepted it unless its CRD's schema differs from the model (a newer Gateway API release).
 pub(crate) fn convert(kind: ResourceKind, mut value: Value) -> Option<Resource> {
     if let Some(object) = value.as_object_mut() {
-        object.remove("status");
+        if kind != ResourceKind::Service {
+            object.remove("status");
+        }
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
             meta.remove("managedFields");

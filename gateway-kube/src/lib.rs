@@ -2,7 +2,9 @@
 //! over the Kubernetes API ([`KubeSource`]), a [`StatusSink`](gateway_core::source::StatusSink)
 //! that writes status back ([`KubeStatusSink`]), and Lease-based leader election
 //! ([`LeaderElector`]) so that, with several replicas, every replica serves traffic and only
-//! the leader writes status.
+//! the leader writes status, and per-Gateway Services ([`ServiceOptions`],
+//! [`ServiceProvisioner`]): each Gateway gets its own `type: LoadBalancer` Service, whose
+//! load-balancer address becomes the Gateway's `status.addresses`.
 //!
 //! Against a plain-HTTP server (a test API server, `kubectl proxy`), build the client from its
 //! URL; nothing here needs TLS or in-cluster environment variables:
@@ -47,6 +49,7 @@ mod error;
 mod index;
 mod kinds;
 mod leader;
+mod provision;
 mod source;
 mod status;
 
@@ -62,6 +65,10 @@ pub use error::Error;
 /// [`kube::Client`] (a custom config, a test server) without depending on it themselves.
 pub use kube;
 pub use leader::{DEFAULT_LEASE_DURATION, LeaderElector, Leadership, LeaseOptions};
+pub use provision::{
+    DesiredService, GATEWAY_NAME_LABEL, MANAGED_BY_LABEL, ProvisionStats, ServiceOptions,
+    ServicePlan, ServiceProvisioner, parse_selector, service_name,
+};
 pub use source::{
     DEFAULT_ABSENT_RECHECK, DEFAULT_QUIET_PERIOD, KubeSource, KubeSourceOptions, SecretSelection,
 };

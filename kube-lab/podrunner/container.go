@@ -41,6 +41,11 @@ type container struct {
 	once     sync.Once
 	done     chan struct{}
 	restarts int32
+	// What report last wrote, so that a Ready condition someone else
+	// changed (the node lifecycle controller marks Pods of a NotReady Node
+	// not ready) can be written again, as a kubelet's status sync does.
+	lastState map[string]any
+	lastReady bool
 }
 
 func (c *container) key() string {
@@ -283,6 +288,9 @@ func exitText(s *os.ProcessState, err error) string {
 // ContainersReady conditions (true when every container of the Pod is
 // ready), with a strategic merge patch of the status subresource.
 func (c *container) report(ctx context.Context, state map[string]any, ready bool) {
+	c.mu.Lock()
+	c.lastState, c.lastReady = state, ready
+	c.mu.Unlock()
 	readyAll := c.runner.setReady(c.pod.Namespace+"/"+c.pod.Name, c.spec.Name, ready, len(c.pod.Spec.Containers))
 	now := metav1.Now().UTC().Format(time.RFC3339)
 	cond := func(t string) map[string]any {
@@ -331,4 +339,36 @@ func (r *runner) setReady(pod, container string, ready bool, total int) bool {
 		}
 	}
 	return n == total
+}
+
+// reassert writes the last reported status again.
+func (c *container) reassert(ctx context.Context) {
+	c.mu.Lock()
+	state, ready := c.lastState, c.lastReady
+	c.mu.Unlock()
+	if state != nil {
+		c.report(ctx, state, ready)
+	}
+}
+
+// readyAsReported answers whether the runner reported every container ready.
+func (p *podProcess) readyAsReported() bool {
+	for _, c := range p.containers {
+		c.mu.Lock()
+		ready := c.lastReady
+		c.mu.Unlock()
+		if !ready {
+			return false
+		}
+	}
+	return true
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

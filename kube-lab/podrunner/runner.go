@@ -56,7 +56,16 @@ func (r *runner) sync(ctx context.Context, key string, pod *corev1.Pod) error {
 		r.stop(key, running)
 		running = nil
 	}
-	if !want || running != nil {
+	if running != nil && want {
+		if podReady(pod) != running.readyAsReported() {
+			log.Printf("podrunner: %s: Ready was changed by someone else; writing it again", key)
+			for _, c := range running.containers {
+				c.reassert(ctx)
+			}
+		}
+		return nil
+	}
+	if !want {
 		return nil
 	}
 	p, err := r.start(ctx, pod)

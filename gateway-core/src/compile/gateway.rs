@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::Options;
 use super::index::{Index, RefEnd};
+use super::{AssignedAddresses, Options};
 use crate::ir::{
     self, Bind, BindProtocol, Certificate, ClientValidation, Ir, ListenerId, ListenerProtocol,
     RouteOrder, TlsTermination, Transport,
@@ -109,8 +109,23 @@ pub(super) struct CompiledGateway {
     /// `Err` when the Gateway as a whole is not accepted (nothing is served).
     pub(super) accepted: Outcome,
     pub(super) extra_conditions: Vec<Condition>,
+    /// Where the listeners bind; empty when they are not bound (waiting for an address to
+    /// bind, see [`AssignedAddresses::serve_while_waiting`]).
     pub(super) addresses: Vec<IpAddr>,
+    /// The addresses assigned from outside, when [`Options::assigned_addresses`] has an entry.
+    pub(super) assigned: Option<AssignedAddresses>,
     pub(super) listeners: Vec<CompiledListener>,
+}
+
+impl CompiledGateway {
+    /// The message of a Gateway waiting for an address whose listeners are not bound until
+    /// it has one.
+    fn unbound_while_waiting(&self) -> Option<&str> {
+        self.assigned
+            .as_ref()
+            .filter(|a| a.is_waiting() && !a.serve_while_waiting)
+            .map(|a| a.waiting.as_str())
+    }
 }
 
 /// Computes GatewayClass status and compiles the Gateways of accepted classes.
@@ -272,7 +287,12 @@ fn compile_gateway<'s>(
         accepted = Err(("Invalid", join_errors(&gateway_errors)));
     }
 
-    // Addresses: static IPAddress entries become bind addresses.
+    // Addresses: static IPAddress entries become bind addresses, unless the addresses are
+    // assigned from outside (then the request is the assigner's to honour).
+    let assigned = options
+        .assigned_addresses
+        .get(&(namespace.to_owned(), gateway.metadata.name.clone()))
+        .cloned();
     let mut addresses = Vec::new();
     for (i, address) in gateway.spec.addresses.iter().enumerate() {
         let type_ = address.type_.as_deref().unwrap_or("IPAddress");
@@ -300,7 +320,13 @@ fn compile_gateway<'s>(
             Err(_) => {}
         }
     }
-    if addresses.is_empty() {
+    if assigned.is_some() {
+        addresses.clear();
+    }
+    let unbound = assigned
+        .as_ref()
+        .is_some_and(|a| a.is_waiting() && !a.serve_while_waiting);
+    if addresses.is_empty() && !unbound {
         addresses.push(
             options
                 .gateway_addresses
@@ -364,6 +390,7 @@ fn compile_gateway<'s>(
         accepted,
         extra_conditions,
         addresses,
+        assigned,
         listeners,
     }
 }
@@ -798,6 +825,7 @@ pub(super) fn finish(
         let mut listener_status = Vec::new();
         let mut valid = 0usize;
         let mut programmed_count = 0usize;
+        let unbound = gateway.unbound_while_waiting().map(str::to_owned);
         for mut listener in gateway.listeners {
             let mut port_error = None;
             let bind = bind_port(listener.port, options);
@@ -807,13 +835,29 @@ pub(super) fn finish(
                     listener.port, options.port_offset
                 ));
             }
-            let servable = gateway.accepted.is_ok() && listener.servable() && port_error.is_none();
-            let conditions = listener_conditions(
+            let servable = gateway.accepted.is_ok()
+                && listener.servable()
+                && port_error.is_none()
+                && unbound.is_none();
+            let mut conditions = listener_conditions(
                 &listener,
                 gateway.accepted.is_ok(),
                 port_error.as_deref(),
                 generation,
             );
+            if let Some(waiting) = &unbound
+                && let Some(programmed) = conditions
+                    .iter_mut()
+                    .find(|c| c.type_ == "Programmed" && c.is_true())
+            {
+                *programmed = Condition::new(
+                    "Programmed",
+                    false,
+                    "Pending",
+                    format!("not bound until the Gateway has an address: {waiting}"),
+                    generation,
+                );
+            }
             if conditions.first().is_some_and(Condition::is_true) {
                 valid += 1;
             }
@@ -908,8 +952,21 @@ pub(super) fn finish(
                 Condition::new("Programmed", true, "Programmed", "", generation),
             ),
         };
-        // A Gateway none of whose listeners serves anything is not programmed.
-        let programmed = if programmed.is_true() && programmed_count == 0 && total > 0 {
+        // A Gateway that waits for its address is not programmed, whatever its listeners;
+        // one none of whose listeners serves anything is not either.
+        let waiting = gateway
+            .assigned
+            .as_ref()
+            .filter(|a| a.is_waiting() && gateway.accepted.is_ok());
+        let programmed = if let Some(assigned) = waiting.filter(|_| programmed.is_true()) {
+            Condition::new(
+                "Programmed",
+                false,
+                "AddressNotAssigned",
+                assigned.waiting.clone(),
+                generation,
+            )
+        } else if programmed.is_true() && programmed_count == 0 && total > 0 {
             Condition::new(
                 "Programmed",
                 false,
@@ -922,22 +979,26 @@ pub(super) fn finish(
         };
         let mut conditions = vec![accepted, programmed];
         conditions.extend(gateway.extra_conditions);
-        let advertised: Vec<IpAddr> = if gateway.addresses.iter().all(IpAddr::is_unspecified) {
-            options.advertised_addresses.clone()
-        } else {
-            gateway.addresses.clone()
+        let ip_address = |a: &IpAddr| GatewayStatusAddress {
+            type_: Some("IPAddress".into()),
+            value: a.to_string(),
         };
+        let mut addresses: Vec<GatewayStatusAddress> = match &gateway.assigned {
+            Some(assigned) => assigned.addresses.clone(),
+            None if gateway.addresses.iter().all(IpAddr::is_unspecified) => options
+                .advertised_addresses
+                .iter()
+                .map(ip_address)
+                .collect(),
+            None => gateway.addresses.iter().map(ip_address).collect(),
+        };
+        // The CRD allows 16.
+        addresses.truncate(MAX_STATUS_ADDRESSES);
         status.gateways.push(ObjectStatus {
             key: gateway.key,
             generation,
             status: GatewayStatus {
-                addresses: advertised
-                    .iter()
-                    .map(|a| GatewayStatusAddress {
-                        type_: Some("IPAddress".into()),
-                        value: a.to_string(),
-                    })
-                    .collect(),
+                addresses,
                 conditions,
                 listeners: listener_status,
                 attached_listener_sets: None,
@@ -965,6 +1026,9 @@ pub(super) fn finish(
         .collect();
     Ir { binds }
 }
+
+/// How many entries `Gateway.status.addresses` may hold (the CRD's `maxItems`).
+const MAX_STATUS_ADDRESSES: usize = 16;
 
 /// Sort key putting exact hostnames first, then longer wildcards, then no hostname.
 fn specificity(hostname: Option<&str>) -> (u8, std::cmp::Reverse<usize>, String) {

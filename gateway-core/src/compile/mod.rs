@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::ir::Ir;
-use crate::model::Snapshot;
+use crate::model::{GatewayStatusAddress, Snapshot};
 use crate::status::Status;
 
 pub use self::hostname::intersect_hostnames;
@@ -63,6 +63,89 @@ pub struct Options {
     /// Addresses reported in `Gateway.status.addresses` for Gateways that bind the unspecified
     /// address (`0.0.0.0`); a Gateway bound to a specific address reports that address.
     pub advertised_addresses: Vec<IpAddr>,
+    /// Per-Gateway addresses assigned from outside the gateway (`(namespace, name)` → what was
+    /// assigned so far), typically by the load balancer of a Service provisioned for the
+    /// Gateway. See [`AssignedAddresses`]: such a Gateway reports them in `status.addresses`
+    /// (instead of `advertised_addresses` or its bound address), binds
+    /// [`gateway_addresses`](Options::gateway_addresses) or `bind_address` but never its
+    /// `spec.addresses` (those are a request to the assigner), and is `Programmed=False`
+    /// with reason `AddressNotAssigned` while nothing is assigned.
+    pub assigned_addresses: BTreeMap<(String, String), AssignedAddresses>,
+}
+
+/// The addresses something in front of a Gateway (a load balancer) assigned to it, for
+/// [`Options::assigned_addresses`].
+///
+/// ```
+/// use gateway_core::compile::{compile, AssignedAddresses, Options};
+/// use gateway_core::model::{GatewayStatusAddress, Resource, Snapshot};
+///
+/// let mut snapshot = Snapshot::default();
+/// for doc in [
+///     serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+///         "metadata": {"name": "gw"}, "spec": {"controllerName": "example.com/gateway"}}),
+///     serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+///         "metadata": {"name": "web", "namespace": "shop"},
+///         "spec": {"gatewayClassName": "gw",
+///                  "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+/// ] {
+///     snapshot.extend(Resource::from_json(doc)?);
+/// }
+/// let key = ("shop".to_owned(), "web".to_owned());
+/// let mut options = Options::default();
+/// // No address yet: served, but not Programmed.
+/// options.assigned_addresses.insert(key.clone(), AssignedAddresses::waiting("waiting for the load balancer"));
+/// let (ir, status) = compile(&snapshot, &options);
+/// assert_eq!(ir.binds.len(), 1);
+/// let programmed = &status.gateways[0].status.conditions[1];
+/// assert_eq!((programmed.type_.as_str(), programmed.reason.as_str()), ("Programmed", "AddressNotAssigned"));
+/// // Assigned: reported.
+/// options.assigned_addresses.insert(key, AssignedAddresses::assigned(vec![GatewayStatusAddress {
+///     type_: Some("IPAddress".into()),
+///     value: "203.0.113.7".into(),
+/// }]));
+/// let (_, status) = compile(&snapshot, &options);
+/// assert_eq!(status.gateways[0].status.addresses[0].value, "203.0.113.7");
+/// assert!(status.gateways[0].status.conditions[1].is_true());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssignedAddresses {
+    /// What was assigned, in order: entries of type `IPAddress` or `Hostname`, reported as
+    /// they are in `status.addresses`. Empty while nothing is.
+    pub addresses: Vec<GatewayStatusAddress>,
+    /// While `addresses` is empty: why, as the message of `Programmed=False`
+    /// `AddressNotAssigned` (what is waited for).
+    pub waiting: String,
+    /// Whether the Gateway's listeners are served while `addresses` is empty. `false` for a
+    /// Gateway that is to bind the assigned address itself: its listeners are then not bound
+    /// (`Programmed=False`, reason `Pending`) until there is one.
+    pub serve_while_waiting: bool,
+}
+
+impl AssignedAddresses {
+    /// Addresses that were assigned.
+    pub fn assigned(addresses: Vec<GatewayStatusAddress>) -> Self {
+        AssignedAddresses {
+            addresses,
+            waiting: String::new(),
+            serve_while_waiting: true,
+        }
+    }
+
+    /// None yet, `waiting` says why; the listeners are served meanwhile.
+    pub fn waiting(waiting: impl Into<String>) -> Self {
+        AssignedAddresses {
+            addresses: Vec::new(),
+            waiting: waiting.into(),
+            serve_while_waiting: true,
+        }
+    }
+
+    /// Whether the Gateway still waits for an address.
+    pub fn is_waiting(&self) -> bool {
+        self.addresses.is_empty()
+    }
 }
 
 impl Default for Options {
@@ -73,6 +156,7 @@ impl Default for Options {
             gateway_addresses: BTreeMap::new(),
             port_offset: 0,
             advertised_addresses: Vec::new(),
+            assigned_addresses: BTreeMap::new(),
         }
     }
 }

@@ -266,3 +266,193 @@ fn compile_is_deterministic_whatever_the_input_order() {
     assert_eq!(ir1.summary(), ir2.summary());
     assert_eq!(ir1.binds[0].protocol, BindProtocol::Http);
 }
+
+mod assigned_addresses {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::compile::AssignedAddresses;
+    use crate::model::GatewayStatusAddress;
+
+    fn key() -> (String, String) {
+        ("infra".to_owned(), "gw".to_owned())
+    }
+
+    fn address(type_: &str, value: &str) -> GatewayStatusAddress {
+        GatewayStatusAddress {
+            type_: Some(type_.to_owned()),
+            value: value.to_owned(),
+        }
+    }
+
+    fn gateway_conditions(status: &Status) -> &[Condition] {
+        &status.gateways[0].status.conditions
+    }
+
+    fn listener_conditions(status: &Status) -> &[Condition] {
+        &status.gateways[0].status.listeners[0].conditions
+    }
+
+    #[test]
+    fn a_gateway_waiting_for_its_address_is_served_but_not_programmed() {
+        let snapshot = snapshot(&[class(), gateway(http_listener())]);
+        let mut options = Options {
+            advertised_addresses: vec!["198.51.100.1".parse().unwrap()],
+            ..Options::default()
+        };
+        options.assigned_addresses.insert(
+            key(),
+            AssignedAddresses::waiting("waiting for the load balancer of Service infra/gw-gw"),
+        );
+        let (ir, status) = compile(&snapshot, &options);
+        // Served meanwhile, on the usual address.
+        assert_eq!(ir.binds.len(), 1);
+        assert!(ir.binds[0].address.is_unspecified());
+        let programmed = find(gateway_conditions(&status), "Programmed");
+        assert!(!programmed.is_true());
+        assert_eq!(programmed.reason, "AddressNotAssigned");
+        assert_eq!(
+            programmed.message,
+            "waiting for the load balancer of Service infra/gw-gw"
+        );
+        assert_eq!(programmed.observed_generation, Some(2));
+        assert!(find(gateway_conditions(&status), "Accepted").is_true());
+        assert!(find(listener_conditions(&status), "Programmed").is_true());
+        // Nothing reported meanwhile, not even the global advertised address.
+        assert!(status.gateways[0].status.addresses.is_empty());
+    }
+
+    #[test]
+    fn assigned_addresses_are_advertised_in_order_and_the_gateway_is_programmed() {
+        let snapshot = snapshot(&[class(), gateway(http_listener())]);
+        let mut options = Options {
+            advertised_addresses: vec!["198.51.100.1".parse().unwrap()],
+            ..Options::default()
+        };
+        let assigned = vec![
+            address("IPAddress", "203.0.113.7"),
+            address("Hostname", "lb.example.net"),
+        ];
+        options
+            .assigned_addresses
+            .insert(key(), AssignedAddresses::assigned(assigned.clone()));
+        let (ir, status) = compile(&snapshot, &options);
+        assert_eq!(status.gateways[0].status.addresses, assigned);
+        assert!(find(gateway_conditions(&status), "Programmed").is_true());
+        // The data plane binds as before: the load balancer forwards to it.
+        assert!(ir.binds[0].address.is_unspecified());
+        // Other Gateways keep the global advertised address.
+        let other = snapshot_with_two_gateways();
+        let (_, status) = compile(&other, &options);
+        let addresses: Vec<_> = status
+            .gateways
+            .iter()
+            .map(|g| (g.key.name.as_str(), g.status.addresses.clone()))
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                ("gw", assigned),
+                ("other", vec![address("IPAddress", "198.51.100.1")])
+            ]
+        );
+    }
+
+    fn snapshot_with_two_gateways() -> Snapshot {
+        let mut other = gateway(http_listener());
+        other["metadata"]["name"] = json!("other");
+        snapshot(&[class(), gateway(http_listener()), other])
+    }
+
+    #[test]
+    fn spec_addresses_are_not_bound_when_addresses_are_assigned() {
+        let mut gw = gateway(http_listener());
+        gw["spec"]["addresses"] = json!([{"type": "IPAddress", "value": "203.0.113.7"}]);
+        let snapshot = snapshot(&[class(), gw]);
+        let bind: IpAddr = "127.0.0.9".parse().unwrap();
+        let mut options = Options::default();
+        options.gateway_addresses.insert(key(), bind);
+        options.assigned_addresses.insert(
+            key(),
+            AssignedAddresses::assigned(vec![address("IPAddress", "203.0.113.7")]),
+        );
+        let (ir, status) = compile(&snapshot, &options);
+        assert_eq!(ir.binds.len(), 1);
+        assert_eq!(ir.binds[0].address, bind);
+        assert_eq!(
+            status.gateways[0].status.addresses,
+            [address("IPAddress", "203.0.113.7")]
+        );
+        assert!(status.all_healthy(), "{}", status.to_table());
+    }
+
+    #[test]
+    fn a_gateway_that_binds_its_assigned_address_is_not_bound_until_it_has_one() {
+        let snapshot = snapshot_with_two_gateways();
+        let mut options = Options::default();
+        options.assigned_addresses.insert(
+            key(),
+            AssignedAddresses {
+                serve_while_waiting: false,
+                ..AssignedAddresses::waiting("waiting for an IP address to bind")
+            },
+        );
+        let (ir, status) = compile(&snapshot, &options);
+        // Only the other Gateway is bound, and the waiting one takes no port from it.
+        assert_eq!(ir.binds.len(), 1);
+        let parents: Vec<_> = ir.binds[0]
+            .listeners
+            .iter()
+            .map(|l| l.id.parent.name.as_str())
+            .collect();
+        assert_eq!(parents, ["other"]);
+        let waiting = status.gateways.iter().find(|g| g.key.name == "gw").unwrap();
+        let programmed = find(&waiting.status.conditions, "Programmed");
+        assert_eq!(
+            (programmed.is_true(), programmed.reason.as_str()),
+            (false, "AddressNotAssigned")
+        );
+        let listener = find(&waiting.status.listeners[0].conditions, "Programmed");
+        assert_eq!(
+            (listener.is_true(), listener.reason.as_str()),
+            (false, "Pending")
+        );
+        assert!(find(&waiting.status.listeners[0].conditions, "Accepted").is_true());
+        let other = status
+            .gateways
+            .iter()
+            .find(|g| g.key.name == "other")
+            .unwrap();
+        assert!(find(&other.status.conditions, "Programmed").is_true());
+
+        // Once assigned, it binds the address given for it.
+        let bind: IpAddr = "127.0.0.9".parse().unwrap();
+        options.gateway_addresses.insert(key(), bind);
+        options.assigned_addresses.insert(
+            key(),
+            AssignedAddresses {
+                serve_while_waiting: false,
+                ..AssignedAddresses::assigned(vec![address("IPAddress", "127.0.0.9")])
+            },
+        );
+        let (ir, status) = compile(&snapshot, &options);
+        assert_eq!(ir.binds.len(), 2);
+        assert!(ir.binds.iter().any(|b| b.address == bind));
+        assert!(status.all_healthy(), "{}", status.to_table());
+    }
+
+    #[test]
+    fn a_gateway_not_accepted_keeps_its_reason_while_waiting() {
+        let mut gw = gateway(http_listener());
+        gw["spec"]["infrastructure"] =
+            json!({"parametersRef": {"group": "example.com", "kind": "Config", "name": "x"}});
+        let snapshot = snapshot(&[class(), gw]);
+        let mut options = Options::default();
+        options
+            .assigned_addresses
+            .insert(key(), AssignedAddresses::waiting("waiting"));
+        let (_, status) = compile(&snapshot, &options);
+        let programmed = find(gateway_conditions(&status), "Programmed");
+        assert_eq!(programmed.reason, "Invalid");
+    }
+}

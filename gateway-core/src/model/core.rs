@@ -132,6 +132,59 @@ pub struct Service {
     pub metadata: ObjectMeta,
     /// Ports and type.
     pub spec: ServiceSpec,
+    /// Observed state: the load balancer's addresses (for `type: LoadBalancer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceStatus>,
+}
+
+impl Service {
+    /// The addresses the load balancer assigned (`status.loadBalancer.ingress`), in order.
+    ///
+    /// ```
+    /// let service: gateway_core::model::Service = serde_json::from_value(serde_json::json!({
+    ///     "metadata": {"name": "web", "namespace": "default"},
+    ///     "spec": {"type": "LoadBalancer"},
+    ///     "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}
+    /// }))?;
+    /// assert_eq!(service.load_balancer_ingress()[0].ip.as_deref(), Some("203.0.113.7"));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn load_balancer_ingress(&self) -> &[LoadBalancerIngress] {
+        self.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .map_or(&[], |lb| lb.ingress.as_slice())
+    }
+}
+
+/// `Service.status`: only what the gateway reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// The load balancer's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerStatus>,
+}
+
+/// `Service.status.loadBalancer`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoadBalancerStatus {
+    /// The addresses traffic for the Service arrives at.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+/// One entry of `Service.status.loadBalancer.ingress`: an IP address, a host name, or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoadBalancerIngress {
+    /// An IP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// A DNS name (load balancers that hand out names, not addresses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// `Service.spec`.
@@ -153,6 +206,9 @@ pub struct ServiceSpec {
     /// Target of an `ExternalName` Service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_name: Option<String>,
+    /// The address asked of the load balancer (deprecated upstream, still honoured by many).
+    #[serde(rename = "loadBalancerIP", skip_serializing_if = "Option::is_none")]
+    pub load_balancer_ip: Option<String>,
 }
 
 /// `Service.spec.ports[]`.

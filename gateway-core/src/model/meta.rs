@@ -43,6 +43,41 @@ pub struct ObjectMeta {
     /// Unique id assigned by the API server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// The objects this one belongs to (`metadata.ownerReferences`); a provisioned Service
+    /// names its Gateway here, so that Kubernetes deletes it with the Gateway.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// An entry of `metadata.ownerReferences`.
+///
+/// ```
+/// let meta: gateway_core::model::ObjectMeta = serde_json::from_value(serde_json::json!({
+///     "name": "web-gw", "namespace": "shop",
+///     "ownerReferences": [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+///                          "name": "web", "uid": "0b6e", "controller": true}]
+/// }))?;
+/// assert_eq!(meta.owner_references[0].name, "web");
+/// assert_eq!(meta.owner_references[0].controller, Some(true));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OwnerReference {
+    /// `apiVersion` of the owner.
+    pub api_version: String,
+    /// Kind of the owner.
+    pub kind: String,
+    /// Name of the owner (same namespace as the owned object).
+    pub name: String,
+    /// `metadata.uid` of the owner.
+    pub uid: String,
+    /// Whether the owner is the managing controller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
+    /// Whether deleting the owner in the foreground waits for this object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_owner_deletion: Option<bool>,
 }
 
 impl ObjectMeta {

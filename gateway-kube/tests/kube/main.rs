@@ -5,3 +5,4 @@
 mod adapter;
 mod fake_api;
 mod fake_api_selftest;
+mod provision;
