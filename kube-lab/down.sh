@@ -25,4 +25,6 @@ fi
 for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^lab-/ {print $1}'); do
   ip netns del "$ns"
 done
+# The Node's address on lo (up.sh).
+ip addr del 10.244.0.1/32 dev lo 2>/dev/null
 rm -rf "$state"

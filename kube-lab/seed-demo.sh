@@ -94,6 +94,8 @@ check "Gateway status lists 5 listeners, all Programmed" "^5$" sh -c \
   "\"$bin/kubectl\" --kubeconfig \"$kubeconfig\" get gateway -n platform main-gateway -o jsonpath='{range .status.listeners[*]}{.conditions[?(@.type==\"Programmed\")].status}{\"\\n\"}{end}' | grep -c True"
 check "the Gateway's Service is owned by it" "^Gateway main-gateway$" sh -c \
   "\"$bin/kubectl\" --kubeconfig \"$kubeconfig\" get svc -n platform -l gateway.networking.k8s.io/gateway-name=main-gateway -o jsonpath='{.items[0].metadata.ownerReferences[0].kind} {.items[0].metadata.ownerReferences[0].name}'"
+check "kubectl logs shows the backend pod's output (the pod runner's file, served by kwok)" \
+  "http-echo on 0\.0\.0\.0:5678" kubectl logs -n demo deploy/seed-demo-backends
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

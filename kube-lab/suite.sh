@@ -152,6 +152,7 @@ fi
 sleep 3
 if is_holder replica-a; then pass "replica-b stays a follower while replica-a lives"; else fail "the Lease moved to $(holder) with replica-a alive"; fi
 kill -9 "${pids[replica-a]}"
+wait "${pids[replica-a]}" 2>/dev/null || true
 unset 'pids[replica-a]'
 if within 60 is_holder replica-b; then pass "replica-b takes the Lease after replica-a is killed (SIGKILL)"; else fail "replica-b never took over (holder: $(holder))"; fi
 route after-failover
@@ -189,9 +190,9 @@ for component in kube-apiserver etcd; do
   restart "$component"
   route "after-$component-restart"
   if within 60 route_accepted "after-$component-restart" && within 30 serves 30080 "/after-$component-restart"; then
-    pass "after a $component restart the watches resume: a new route gets status and serves"
+    pass "after the $component restart the watches resume: a new route gets status and serves"
   else
-    fail "after a $component restart a new route does not serve (controller log: $state/log/suite-replica-b.log)"
+    fail "after the $component restart a new route does not serve (controller log: $state/log/suite-replica-b.log)"
   fi
   kill "$tpid"; wait "$tpid" 2>/dev/null || true
   n="$(wc -l <"$state/traffic.$component.count")"; bad="$(wc -l <"$state/traffic.$component")"

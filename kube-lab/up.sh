@@ -22,7 +22,6 @@ etcd_peer_port="${KUBE_LAB_ETCD_PEER_PORT:-23801}"
 api_port="${KUBE_LAB_API_PORT:-26443}"
 kcm_port="${KUBE_LAB_KCM_PORT:-26257}"
 scheduler_port="${KUBE_LAB_SCHEDULER_PORT:-26259}"
-kwok_port="${KUBE_LAB_KWOK_PORT:-26250}"
 metallb_port="${KUBE_LAB_METALLB_PORT:-27472}"
 programs="${KUBE_LAB_BIN_DIR:-$(cd "$here/.." && pwd)/target/debug/examples}"
 # Pod addresses: the Node's podCIDR; 10.244.0.1 is the host side of every
@@ -69,8 +68,10 @@ start kube-apiserver "$bin/kube-apiserver" \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-account-issuer https://kubernetes.default.svc \
   --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
+  --kubelet-preferred-address-types InternalIP \
   --endpoint-reconciler-type none
-# (none: the server refuses to publish a loopback address as the endpoints of
+# (InternalIP: the Node's host name would be looked up in the machine's DNS;
+# none: the server refuses to publish a loopback address as the endpoints of
 # the default/kubernetes Service, and nothing in the lab reaches it that way.)
 
 cat > "$state/kubeconfig" <<KC
@@ -120,12 +121,13 @@ module_dir() { # module_dir <module dir> <module@version>
 }
 gw_dir="$(module_dir "$state" "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")"
 metallb_dir="$(module_dir "$here/metallb" "go.universe.tf/metallb@$METALLB_VERSION")"
+kwok_dir="$(module_dir "$here/kwok" "sigs.k8s.io/kwok@$KWOK_VERSION")"
 kubectl apply --server-side \
   $(printf -- '-f %s ' "$gw_dir"/config/crd/experimental/gateway.networking.*.yaml \
-    "$metallb_dir"/config/crd/bases/metallb.io_*.yaml) >/dev/null
+    "$metallb_dir"/config/crd/bases/metallb.io_*.yaml "$kwok_dir"/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml) >/dev/null
 kubectl wait --for condition=established --timeout 60s \
   crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
-  crd/ipaddresspools.metallb.io >/dev/null
+  crd/ipaddresspools.metallb.io crd/logs.kwok.x-k8s.io >/dev/null
 
 # kube-controller-manager: Deployments → ReplicaSets → Pods, EndpointSlices
 # from Service selectors, garbage collection (owned Services go with their
@@ -154,9 +156,14 @@ spec:
   podCIDR: $pod_cidr
   podCIDRs: [$pod_cidr]
 NODE
+# kwok also serves the Node's kubelet API, for `kubectl logs`: the API server
+# reaches it at the Node's address, which the host holds on lo (and on every
+# Pod's veth), port 10250; the runner's log files are named to kwok by a Logs
+# object per Pod.
+ip addr show dev lo | grep -q " $host_ip/32" || ip addr add "$host_ip/32" dev lo
 start kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" --config "$here/kwok-stages.yaml" \
-  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-  --node-ip "$host_ip" --cidr "$pod_cidr" --server-address "127.0.0.1:$kwok_port"
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --enable-crds Logs \
+  --node-ip "$host_ip" --node-port 10250 --cidr "$pod_cidr" --server-address "$host_ip:10250"
 start podrunner "$bin/podrunner" --kubeconfig "$state/kubeconfig" --node kwok-node-0 \
   --state "$state/pods" --host-ip "$host_ip" \
   --image "echo-basic=$bin/echo-basic" --image "embedded-gateway=command:$programs"

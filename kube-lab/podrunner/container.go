@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,7 +115,12 @@ func (c *container) runOnce(ctx context.Context) (*os.ProcessState, error) {
 	if c.spec.WorkingDir != "" {
 		cmd.Dir = c.spec.WorkingDir
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// The CRI log format (`<RFC 3339 time> <stream> F <line>`), which kwok
+	// parses for `kubectl logs`.
+	var logMu sync.Mutex
+	stdout := &criWriter{file: logf, stream: "stdout", mu: &logMu}
+	stderr := &criWriter{file: logf, stream: "stderr", mu: &logMu}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Its own process group, so stop() reaches the program behind ip and sh.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
@@ -136,6 +142,8 @@ func (c *container) runOnce(ctx context.Context) (*os.ProcessState, error) {
 	exited := make(chan struct{})
 	go c.probe(ctx, started, exited)
 	err = cmd.Wait()
+	stdout.flush()
+	stderr.flush()
 	_ = os.Remove(c.log + ".pgid")
 	close(exited)
 	c.mu.Lock()
@@ -371,4 +379,37 @@ func podReady(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// criWriter writes what a process prints as CRI log lines, one per line it
+// prints; flush writes a last line the process left unterminated.
+type criWriter struct {
+	file    *os.File
+	stream  string
+	mu      *sync.Mutex
+	pending []byte
+}
+
+func (w *criWriter) Write(b []byte) (int, error) {
+	w.pending = append(w.pending, b...)
+	for {
+		i := bytes.IndexByte(w.pending, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := w.pending[:i]
+		w.mu.Lock()
+		_, err := fmt.Fprintf(w.file, "%s %s F %s\n", time.Now().UTC().Format(time.RFC3339Nano), w.stream, line)
+		w.mu.Unlock()
+		w.pending = w.pending[i+1:]
+		if err != nil {
+			return len(b), err
+		}
+	}
+}
+
+func (w *criWriter) flush() {
+	if len(w.pending) > 0 {
+		_, _ = w.Write([]byte{'\n'})
+	}
 }

@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -63,6 +64,10 @@ func main() {
 	if err != nil {
 		log.Fatalf("podrunner: client: %v", err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		log.Fatalf("podrunner: client: %v", err)
+	}
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		log.Fatalf("podrunner: %v", err)
 	}
@@ -71,12 +76,13 @@ func main() {
 	defer stop()
 
 	r := &runner{
-		client: client,
-		state:  *state,
-		hostIP: *hostIP,
-		images: images,
-		pods:   map[string]*podProcess{},
-		queue:  workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		client:  client,
+		dynamic: dyn,
+		state:   *state,
+		hostIP:  *hostIP,
+		images:  images,
+		pods:    map[string]*podProcess{},
+		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

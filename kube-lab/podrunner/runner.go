@@ -13,18 +13,20 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/util/workqueue"
 )
 
 type runner struct {
-	client kubernetes.Interface
-	lister listersv1.PodLister
-	state  string
-	hostIP string
-	images imageFlags
-	queue  workqueue.TypedRateLimitingInterface[string]
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+	lister  listersv1.PodLister
+	state   string
+	hostIP  string
+	images  imageFlags
+	queue   workqueue.TypedRateLimitingInterface[string]
 
 	mu    sync.Mutex
 	pods  map[string]*podProcess     // by namespace/name
@@ -128,6 +130,10 @@ func (r *runner) start(ctx context.Context, pod *corev1.Pod) (*podProcess, error
 		ct.argv, ct.reason = r.program(c)
 		p.containers = append(p.containers, ct)
 		go ct.supervise(ctx)
+	}
+	if err := r.publishLogs(ctx, pod, p.dir); err != nil {
+		// Not fatal: the Pod runs, only `kubectl logs` cannot show it.
+		log.Printf("podrunner: %s: Logs object for kubectl logs: %v", key, err)
 	}
 	log.Printf("podrunner: %s started in netns %s with IP %s", key, netns, p.ip)
 	return p, nil
