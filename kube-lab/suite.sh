@@ -162,6 +162,35 @@ else
   fail "a route created after the failover: accepted=$(route_accepted after-failover && echo yes || echo no)"
 fi
 
+# A second Gateway on the same port gets an address of its own and serves there.
+kubectl apply --server-side -f - >/dev/null <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: suite-2, namespace: $ns}
+spec:
+  gatewayClassName: lab-suite
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: second, namespace: $ns}
+spec:
+  parentRefs: [{name: suite-2}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /second}}], backendRefs: [{name: echo, port: 80}]}]
+YAML
+second_address() { kubectl get gateway -n $ns suite-2 -o jsonpath='{.status.addresses[0].value}'; }
+second_serves() {
+  local a; a="$(second_address)"
+  [ -n "$a" ] && [ "$a" != "$(gateway_address)" ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$a:30080/second")" = 200 ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(gateway_address):30080/second")" = 404 ]
+}
+if within 60 second_serves; then
+  pass "a second Gateway on port 80 gets its own address ($(second_address)) and serves its route there only"
+else
+  fail "a second Gateway on port 80: address $(second_address), first's $(gateway_address)"
+fi
+
 # 3. Restarts with traffic throughout.
 traffic() { # traffic <file>: one request every 50 ms until killed; one line per failure
   : >"$1"

@@ -133,12 +133,17 @@ kubectl wait --for condition=established --timeout 60s \
 # from Service selectors, garbage collection (owned Services go with their
 # Gateway), ServiceAccount tokens; and the node lifecycle controller, which
 # lifts the not-ready taint from kwok's Node once it is Ready. It runs as
-# the lab admin (a lab needs no per-controller identities).
+# the lab admin (a lab needs no per-controller identities). A grace period of
+# 2 minutes for Node heartbeats (50 s by default): the suite stops
+# kube-apiserver, which takes up to 30 s to drain and stop, and the lab's
+# only Node must not look dead for it (its Pods would leave their
+# EndpointSlices, which is not what the restart test is about).
 start kube-controller-manager "$bin/kube-controller-manager" \
   --kubeconfig "$state/kubeconfig" --leader-elect=false \
   --bind-address 127.0.0.1 --secure-port "$kcm_port" \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --use-service-account-credentials=false --allocate-node-cidrs=false \
+  --node-monitor-grace-period 2m \
   --controllers '*'
 start kube-scheduler "$bin/kube-scheduler" \
   --kubeconfig "$state/kubeconfig" --leader-elect=false \
@@ -160,7 +165,8 @@ NODE
 # reaches it at the Node's address, which the host holds on lo (and on every
 # Pod's veth), port 10250; the runner's log files are named to kwok by a Logs
 # object per Pod.
-ip addr show dev lo | grep -q " $host_ip/32" || ip addr add "$host_ip/32" dev lo
+lo_addresses="$(ip -o addr show dev lo)"
+[[ "$lo_addresses" == *" $host_ip/32 "* ]] || ip addr add "$host_ip/32" dev lo
 start kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" --config "$here/kwok-stages.yaml" \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --enable-crds Logs \
   --node-ip "$host_ip" --node-port 10250 --cidr "$pod_cidr" --server-address "$host_ip:10250"
