@@ -40,7 +40,7 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $p.gitCommit= -X $p.gitTreeState=archive -X $p.buildDate=$kube_date"
 done
 
-want="${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok metallb-controller echo-basic podrunner}"
+want="${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok metallb-controller echo-basic labdns podrunner}"
 for w in $want; do
   case "$w" in
     etcd) build etcd "$ETCD_VERSION" "$here/etcd" etcd go.etcd.io/etcd/server/v3 ;;
@@ -49,6 +49,8 @@ for w in $want; do
     kwok) build kwok "$KWOK_VERSION" "$here/kwok" kwok sigs.k8s.io/kwok/cmd/kwok ;;
     metallb-controller) build metallb "$METALLB_VERSION" "$here/metallb" metallb-controller go.universe.tf/metallb/controller ;;
     echo-basic) build echo-basic "$GATEWAY_API_VERSION" "$here/echo-basic" echo-basic sigs.k8s.io/gateway-api/conformance/echo-basic ;;
+    # The lab's stand-in for the conformance suite's coredns (echo-basic/labdns).
+    labdns) build labdns "$(cat "$here"/echo-basic/labdns/*.go "$here/echo-basic/go.sum" | sha256sum | cut -c1-12)" "$here/echo-basic" labdns ./labdns ;;
     # The lab's own tool: cached under a hash of its source.
     podrunner) build podrunner "$(cat "$here"/podrunner/*.go "$here/go.sum" | sha256sum | cut -c1-12)" "$here" podrunner ./podrunner ;;
     *) log "unknown component $w"; exit 2 ;;

@@ -35,10 +35,7 @@ examples="$root/target/debug/examples"
 
 # The controller's identity: deploy/controller's ServiceAccount and RBAC as
 # shipped, and a token the API server issues for it.
-kubectl apply --server-side -f "$root/deploy/controller/namespace.yaml" -f "$root/deploy/controller/rbac.yaml" >/dev/null
-token="$(kubectl create token embedded-gateway -n gateway-system --duration 4h)"
-sa_kubeconfig="$state/controller.kubeconfig"
-sed -e "s|user: {token: .*}|user: {token: \"$token\"}|" -e 's|lab-admin|embedded-gateway|g' "$kubeconfig" > "$sa_kubeconfig"
+sa_kubeconfig="$(bash "$here/controller-kubeconfig.sh" "$kubeconfig")"
 if [ "$(KUBECONFIG="$sa_kubeconfig" "$bin/kubectl" auth whoami -o jsonpath='{.status.userInfo.username}')" = \
   system:serviceaccount:gateway-system:embedded-gateway ]; then
   pass "the controller's kubeconfig is the ServiceAccount gateway-system/embedded-gateway"

@@ -172,7 +172,8 @@ start kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" --config "$here/kwok-sta
   --node-ip "$host_ip" --node-port 10250 --cidr "$pod_cidr" --server-address "$host_ip:10250"
 start podrunner "$bin/podrunner" --kubeconfig "$state/kubeconfig" --node kwok-node-0 \
   --state "$state/pods" --host-ip "$host_ip" \
-  --image "echo-basic=$bin/echo-basic" --image "embedded-gateway=command:$programs"
+  --image "echo-basic=$bin/echo-basic" --image "coredns=$bin/labdns" \
+  --image "embedded-gateway=command:$programs"
 
 # MetalLB: the controller alone (no speaker: on one machine every address of
 # 127.0.0.0/8 is local, the gateway binds what it is given).

@@ -108,8 +108,17 @@ func (c *container) runOnce(ctx context.Context) (*os.ProcessState, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	args := append([]string{"netns", "exec", c.netns, "sh", "-c", c.script(), "podrunner"}, c.argv...)
+	// The program is handed over open, as fd 3, and run as /proc/self/fd/3:
+	// a volume mounted over its directory (coredns' ConfigMap goes on /root,
+	// where the lab's cache may live) must not hide it.
+	prog, err := os.Open(c.argv[0])
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	args := append([]string{"netns", "exec", c.netns, "sh", "-c", c.script(), "podrunner"}, c.argv[1:]...)
 	cmd := exec.Command("ip", args...)
+	cmd.ExtraFiles = []*os.File{prog}
 	cmd.Env = env
 	cmd.Dir = "/"
 	if c.spec.WorkingDir != "" {
@@ -168,9 +177,9 @@ func (c *container) script() string {
 		}
 	}
 	if uid, gid, ok := c.user(); ok {
-		fmt.Fprintf(&b, "exec setpriv --reuid %d --regid %d --clear-groups -- \"$@\"\n", uid, gid)
+		fmt.Fprintf(&b, "exec setpriv --reuid %d --regid %d --clear-groups -- /proc/self/fd/3 \"$@\"\n", uid, gid)
 	} else {
-		b.WriteString("exec \"$@\"\n")
+		b.WriteString("exec /proc/self/fd/3 \"$@\"\n")
 	}
 	return b.String()
 }
