@@ -17,6 +17,11 @@ pub struct ObjectStatus<S> {
     pub key: ObjectKey,
     /// `metadata.generation` the status was computed from.
     pub generation: Option<i64>,
+    /// `metadata.uid` of the object the status was computed for: an object deleted and made
+    /// again under the same name is another object, whose status must be written even when it
+    /// is the same as its predecessor's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The status, in the object's own `status` shape (what a Kubernetes writer patches).
     pub status: S,
 }

@@ -405,15 +405,21 @@ impl KubeStatusSink {
         for s in &status.gateway_classes {
             all.push(Work::new(
                 s.key.clone(),
+                s.uid.as_deref(),
                 Desired::GatewayClass(s.status.clone()),
             ));
         }
         for s in &status.gateways {
-            all.push(Work::new(s.key.clone(), Desired::Gateway(s.status.clone())));
+            all.push(Work::new(
+                s.key.clone(),
+                s.uid.as_deref(),
+                Desired::Gateway(s.status.clone()),
+            ));
         }
         for s in &status.listener_sets {
             all.push(Work::new(
                 s.key.clone(),
+                s.uid.as_deref(),
                 Desired::ListenerSet(s.status.clone()),
             ));
         }
@@ -422,6 +428,7 @@ impl KubeStatusSink {
             with_entries.insert(s.key.clone());
             all.push(Work::new(
                 s.key.clone(),
+                s.uid.as_deref(),
                 Desired::Parents(s.status.parents.clone()),
             ));
         }
@@ -429,6 +436,7 @@ impl KubeStatusSink {
             with_entries.insert(s.key.clone());
             all.push(Work::new(
                 s.key.clone(),
+                s.uid.as_deref(),
                 Desired::Ancestors(s.status.ancestors.clone()),
             ));
         }
@@ -438,9 +446,13 @@ impl KubeStatusSink {
             } else {
                 Desired::Parents(Vec::new())
             };
-            all.push(Work::new(key.clone(), desired));
+            all.push(Work::new(key.clone(), None, desired));
         }
         self.entries.extend(with_entries);
+        // What was written for objects that are gone is forgotten: a new object of the same
+        // name is read and written afresh.
+        let planned: BTreeSet<&ObjectKey> = all.iter().map(|w| &w.key).collect();
+        self.written.retain(|key, _| planned.contains(key));
         all.retain(|w| {
             let same = self.written.get(&w.key) == Some(&w.fingerprint);
             if same {
@@ -480,13 +492,16 @@ struct Work {
 }
 
 impl Work {
-    fn new(key: ObjectKey, desired: Desired) -> Work {
+    /// `uid` is part of the fingerprint: an object made again under the same name (deleted
+    /// and created between two snapshots) has a status of its own to be written, even one equal
+    /// to its predecessor's.
+    fn new(key: ObjectKey, uid: Option<&str>, desired: Desired) -> Work {
         let fingerprint = match &desired {
-            Desired::GatewayClass(s) => json!(["class", s]),
-            Desired::Gateway(s) => json!(["gateway", s]),
-            Desired::ListenerSet(s) => json!(["set", s]),
-            Desired::Parents(s) => json!(["parents", s]),
-            Desired::Ancestors(s) => json!(["ancestors", s]),
+            Desired::GatewayClass(s) => json!(["class", uid, s]),
+            Desired::Gateway(s) => json!(["gateway", uid, s]),
+            Desired::ListenerSet(s) => json!(["set", uid, s]),
+            Desired::Parents(s) => json!(["parents", uid, s]),
+            Desired::Ancestors(s) => json!(["ancestors", uid, s]),
         };
         Work {
             key,

@@ -274,6 +274,7 @@ mod tests {
             gateways: vec![ObjectStatus {
                 key: key(),
                 generation: Some(3),
+                uid: None,
                 status: GatewayStatus {
                     conditions: vec![ok("Accepted"), ok("Programmed")],
                     listeners: vec![healthy("a"), healthy("b")],

@@ -105,6 +105,7 @@ pub(super) struct CompiledGateway {
     pub(super) key: ObjectKey,
     pub(super) controller: String,
     pub(super) generation: Option<i64>,
+    pub(super) uid: Option<String>,
     pub(super) order: RouteOrder,
     /// `Err` when the Gateway as a whole is not accepted (nothing is served).
     pub(super) accepted: Outcome,
@@ -188,6 +189,7 @@ pub(super) fn compile_gateways<'s>(
         status.gateway_classes.push(ObjectStatus {
             key,
             generation,
+            uid: class.metadata.uid.clone(),
             status: GatewayClassStatus {
                 conditions: vec![condition],
                 supported_features: Vec::new(),
@@ -382,6 +384,7 @@ fn compile_gateway<'s>(
         key,
         controller: controller.to_owned(),
         generation,
+        uid: gateway.metadata.uid.clone(),
         order: RouteOrder::new(
             gateway.metadata.created_at(),
             namespace,
@@ -997,6 +1000,7 @@ pub(super) fn finish(
         status.gateways.push(ObjectStatus {
             key: gateway.key,
             generation,
+            uid: gateway.uid,
             status: GatewayStatus {
                 addresses,
                 conditions,

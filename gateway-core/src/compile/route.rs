@@ -297,6 +297,7 @@ fn attach(
         status.routes.push(ObjectStatus {
             key: route.key,
             generation,
+            uid: route.meta.uid.clone(),
             status: RouteStatus { parents },
         });
     }

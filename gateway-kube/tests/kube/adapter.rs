@@ -130,6 +130,45 @@ async fn status_is_written_once_with_other_controllers_entries_kept() {
     assert_eq!(fresh.stats().unchanged, 7);
 }
 
+/// Found by the upstream conformance suite on the lab: two of its tests create an HTTPRoute of
+/// the same name one after the other, and the second route never got status, because the
+/// writer remembered having written that status under that name.
+#[tokio::test]
+async fn a_route_made_again_under_the_same_name_gets_its_status() {
+    let (api, mut source, status) = seeded().await;
+    let mut sink = KubeStatusSink::new(api.client(), StatusSinkOptions::new(ENVOY));
+    sink.publish(&status).await.unwrap();
+    let route = api
+        .get(V1, "HTTPRoute", Some("demo"), "https-server-route")
+        .unwrap();
+    assert_eq!(route["status"]["parents"].as_array().unwrap().len(), 1);
+
+    // Deleted and made again with the same spec before the source's next snapshot.
+    let mut again = route.clone();
+    again.as_object_mut().unwrap().remove("status");
+    for field in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
+        again["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    api.delete(V1, "HTTPRoute", Some("demo"), "https-server-route")
+        .unwrap();
+    api.apply(again).unwrap();
+    let made_again = api
+        .get(V1, "HTTPRoute", Some("demo"), "https-server-route")
+        .unwrap();
+    assert_ne!(made_again["metadata"]["uid"], route["metadata"]["uid"]);
+    assert!(made_again["status"]["parents"].is_null());
+
+    let snapshot = next(&mut source).await;
+    let (_, status) = compile(&snapshot, &compile_options());
+    sink.publish(&status).await.unwrap();
+    let route = api
+        .get(V1, "HTTPRoute", Some("demo"), "https-server-route")
+        .unwrap();
+    let parents = route["status"]["parents"].as_array().unwrap();
+    assert_eq!(parents.len(), 1, "the new route has no status: {route}");
+    assert_eq!(parents[0]["controllerName"], ENVOY);
+}
+
 #[tokio::test]
 async fn dropped_and_expired_watches_resume_and_changes_are_seen() {
     let (api, mut source, _) = seeded().await;
