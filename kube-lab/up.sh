@@ -51,7 +51,9 @@ token="$(cut -d, -f1 "$pki/tokens.csv")"
 start() { # start <name> <cmd...>: runs in the background, pid in $state/<name>.pid
   local name="$1"; shift
   if [ -f "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then return; fi
-  "$@" >"$state/log/$name.log" 2>&1 &
+  # fd 3 (the caller's stderr, below) closed: a daemon holding it would keep a caller's
+  # pipe open after up.sh exits.
+  "$@" >"$state/log/$name.log" 2>&1 3>&- &
   echo $! > "$state/$name.pid"
 }
 

@@ -333,6 +333,23 @@ impl LeaderElector {
     }
 }
 
+/// What the writers (status, Services) wait on besides their input: a change of `leadership`
+/// (`false` once its elector stopped, after which the caller drops it), or never, without one.
+pub(crate) async fn leadership_changed(leadership: &mut Option<Leadership>) -> bool {
+    match leadership {
+        Some(l) => l.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The writers' retry delay after a failed write: 1 s, doubled after each further failure, at
+/// most 30 s.
+pub(crate) fn next_retry(previous: Option<Duration>) -> Duration {
+    previous
+        .map_or(Duration::from_secs(1), |d| d * 2)
+        .min(Duration::from_secs(30))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

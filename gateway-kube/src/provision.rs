@@ -22,7 +22,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::leader::Leadership;
+use crate::leader::{Leadership, leadership_changed, next_retry};
 use crate::{Error, GatewayRef, kinds};
 
 /// The label naming the Gateway a provisioned Service belongs to (its value: the Gateway's
@@ -839,16 +839,10 @@ impl ServiceProvisioner {
         let mut leadership = self.leadership.clone();
         let mut retry: Option<Duration> = None;
         loop {
-            let leader_changed = async {
-                match &mut leadership {
-                    Some(l) => l.changed().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = plans.changed() => if changed.is_err() { return },
-                alive = leader_changed => if !alive { leadership = None },
+                alive = leadership_changed(&mut leadership) => if !alive { leadership = None },
                 () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {}
             }
             let Some(plan) = plans.borrow_and_update().clone() else {
@@ -857,9 +851,7 @@ impl ServiceProvisioner {
             match self.reconcile(plan).await {
                 Ok(()) => retry = None,
                 Err(error) => {
-                    let delay = retry
-                        .map_or(Duration::from_secs(1), |d| d * 2)
-                        .min(Duration::from_secs(30));
+                    let delay = next_retry(retry);
                     tracing::warn!(%error, ?delay, "Services not fully provisioned; retrying");
                     retry = Some(delay);
                 }

@@ -99,6 +99,24 @@ async fn one_of_two_replicas_leads_and_hands_over_on_shutdown() {
     let _ = leases.delete(name, &DeleteParams::default()).await;
 }
 
+/// The fixtures' GatewayClass and Gateway (in `ns`) endpoints.
+fn class_and_gateway_apis(
+    admin: &kube::Client,
+    ns: &str,
+) -> (Api<DynamicObject>, Api<DynamicObject>) {
+    (
+        Api::all_with(
+            admin.clone(),
+            &api_resource(ResourceKind::GatewayClass, "v1"),
+        ),
+        Api::namespaced_with(
+            admin.clone(),
+            ns,
+            &api_resource(ResourceKind::Gateway, "v1"),
+        ),
+    )
+}
+
 /// Waits until the Gateway's `Accepted` condition is True for its current generation and its
 /// status lists `listeners` listeners; answers that generation.
 async fn accepted_at_current_generation(
@@ -134,15 +152,7 @@ async fn status_is_written_to_a_real_cluster_and_follows_a_spec_change() {
     let client = client().await;
     let admin = admin_client().await;
     let ns = namespace();
-    let class_api: Api<DynamicObject> = Api::all_with(
-        admin.clone(),
-        &api_resource(ResourceKind::GatewayClass, "v1"),
-    );
-    let gateway_api: Api<DynamicObject> = Api::namespaced_with(
-        admin.clone(),
-        &ns,
-        &api_resource(ResourceKind::Gateway, "v1"),
-    );
+    let (class_api, gateway_api) = class_and_gateway_apis(&admin, &ns);
     let class: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
         "metadata": {"name": "gateway-kube-test"},
@@ -271,15 +281,7 @@ async fn a_gateway_gets_a_service_whose_load_balancer_address_it_reports() {
     let client = client().await;
     let admin = admin_client().await;
     let ns = namespace();
-    let class_api: Api<DynamicObject> = Api::all_with(
-        admin.clone(),
-        &api_resource(ResourceKind::GatewayClass, "v1"),
-    );
-    let gateway_api: Api<DynamicObject> = Api::namespaced_with(
-        admin.clone(),
-        &ns,
-        &api_resource(ResourceKind::Gateway, "v1"),
-    );
+    let (class_api, gateway_api) = class_and_gateway_apis(&admin, &ns);
     let service_api: Api<DynamicObject> = Api::namespaced_with(
         admin.clone(),
         &ns,

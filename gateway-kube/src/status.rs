@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::leader::Leadership;
+use crate::leader::{Leadership, leadership_changed, next_retry};
 use crate::{Error, GatewayRef, kinds};
 
 /// How a [`KubeStatusSink`] writes.
@@ -177,16 +177,10 @@ impl KubeStatusSink {
         let mut leadership = self.leadership.clone();
         let mut retry: Option<Duration> = None;
         loop {
-            let leader_changed = async {
-                match &mut leadership {
-                    Some(l) => l.changed().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = statuses.changed() => if changed.is_err() { return },
-                alive = leader_changed => if !alive { leadership = None },
+                alive = leadership_changed(&mut leadership) => if !alive { leadership = None },
                 () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {}
                 () = tokio::time::sleep_until(self.resynced + self.options.resync_period) => {
                     self.forget_written();
@@ -198,9 +192,7 @@ impl KubeStatusSink {
             match self.publish_arc(status).await {
                 Ok(()) => retry = None,
                 Err(error) => {
-                    let delay = retry
-                        .map_or(Duration::from_secs(1), |d| d * 2)
-                        .min(Duration::from_secs(30));
+                    let delay = next_retry(retry);
                     tracing::warn!(%error, ?delay, "status not fully written; retrying");
                     retry = Some(delay);
                 }

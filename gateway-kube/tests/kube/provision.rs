@@ -33,6 +33,14 @@ fn gateway(name: &str, listeners: Value) -> Value {
            "spec": {"gatewayClassName": "embedded", "listeners": listeners}})
 }
 
+/// A Gateway with one HTTP listener on `port`.
+fn http_gateway(name: &str, port: u16) -> Value {
+    gateway(
+        name,
+        json!([{"name": "http", "port": port, "protocol": "HTTP"}]),
+    )
+}
+
 fn service_options() -> ServiceOptions {
     let mut options = ServiceOptions::new(CONTROLLER);
     options.port_offset = 10000;
@@ -151,10 +159,7 @@ async fn a_gateway_gets_a_load_balancer_service_with_its_ports_owner_labels_and_
                      "spec": {"controllerName": "other.io/gateway"}}),
     )
     .unwrap();
-    let mut theirs = gateway(
-        "theirs",
-        json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
-    );
+    let mut theirs = http_gateway("theirs", 80);
     theirs["spec"]["gatewayClassName"] = json!("other");
     api.apply(theirs).unwrap();
 
@@ -222,11 +227,7 @@ async fn a_gateway_gets_a_load_balancer_service_with_its_ports_owner_labels_and_
 async fn a_listener_port_change_updates_the_service_once_and_nothing_is_sent_when_unchanged() {
     let api = FakeApi::start().await;
     api.apply(class()).unwrap();
-    api.apply(gateway(
-        "web",
-        json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
+    api.apply(http_gateway("web", 80)).unwrap();
     let mut control = Loop::new(&api, service_options());
     let path = service_path(&api, "web-gw");
     control.step().await;
@@ -237,11 +238,7 @@ async fn a_listener_port_change_updates_the_service_once_and_nothing_is_sent_whe
     assert!(control.quiet().await, "a snapshot with nothing changed");
     assert_eq!(control.provisioner.stats().applied, 1);
 
-    api.apply(gateway(
-        "web",
-        json!([{"name": "http", "port": 8080, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
+    api.apply(http_gateway("web", 8080)).unwrap();
     control
         .step_until(|plan| plan.services[0].service.spec.ports[0].port == 8080)
         .await;
@@ -293,16 +290,8 @@ impl Loop {
 async fn the_service_of_a_deleted_gateway_is_deleted_and_others_are_left_alone() {
     let api = FakeApi::start().await;
     api.apply(class()).unwrap();
-    api.apply(gateway(
-        "web",
-        json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
-    api.apply(gateway(
-        "api",
-        json!([{"name": "http", "port": 81, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
+    api.apply(http_gateway("web", 80)).unwrap();
+    api.apply(http_gateway("api", 81)).unwrap();
     // A Service of someone else's, with the name our "taken" Gateway's would have, and one
     // provisioned by another controller.
     api.apply(json!({"apiVersion": "v1", "kind": "Service",
@@ -314,11 +303,7 @@ async fn the_service_of_a_deleted_gateway_is_deleted_and_others_are_left_alone()
                                   "labels": {"app.kubernetes.io/managed-by": "other.io-gateway"}},
                      "spec": {"ports": [{"port": 80}]}}))
         .unwrap();
-    api.apply(gateway(
-        "taken",
-        json!([{"name": "http", "port": 82, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
+    api.apply(http_gateway("taken", 82)).unwrap();
     let mut control = Loop::new(&api, service_options());
     let (_, _, status) = control.step().await;
     assert!(api.get("v1", "Service", Some("shop"), "web-gw").is_some());
@@ -377,11 +362,7 @@ async fn the_service_of_a_deleted_gateway_is_deleted_and_others_are_left_alone()
 async fn the_load_balancer_address_becomes_the_gateway_address_and_it_is_programmed() {
     let api = FakeApi::start().await;
     api.apply(class()).unwrap();
-    api.apply(gateway(
-        "web",
-        json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
+    api.apply(http_gateway("web", 80)).unwrap();
     let mut control = Loop::new(&api, service_options());
     let mut sink = KubeStatusSink::new(api.client(), StatusSinkOptions::new(CONTROLLER));
     let (_, _, status) = control.step().await;
@@ -454,11 +435,7 @@ async fn with_bound_load_balancer_addresses_each_gateway_listens_on_its_own() {
     drop(std::net::TcpListener::bind((other_lb, port)).expect("the port is free on both"));
     api.apply(class()).unwrap();
     for (name, code) in [("web", 301), ("api", 302)] {
-        api.apply(gateway(
-            name,
-            json!([{"name": "http", "port": port, "protocol": "HTTP"}]),
-        ))
-        .unwrap();
+        api.apply(http_gateway(name, port)).unwrap();
         api.apply(json!({"apiVersion": V1, "kind": "HTTPRoute",
             "metadata": {"name": name, "namespace": "shop"},
             "spec": {"parentRefs": [{"name": name}],
@@ -559,11 +536,7 @@ async fn with_bound_load_balancer_addresses_each_gateway_listens_on_its_own() {
 async fn a_replica_that_does_not_lead_writes_no_service() {
     let api = FakeApi::start().await;
     api.apply(class()).unwrap();
-    api.apply(gateway(
-        "web",
-        json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
-    ))
-    .unwrap();
+    api.apply(http_gateway("web", 80)).unwrap();
     let mut control = Loop::new(&api, service_options());
     let snapshot = control.snapshot().await;
     let plan = Arc::new(service_options().plan(&snapshot));
