@@ -41,6 +41,10 @@ backend() { # name port
 A_PORT=$(free_port) B_PORT=$(free_port)
 backend a "$A_PORT"
 backend b "$B_PORT"
+# Python takes a moment to start on a busy machine: a first request before the backend listens
+# gets the gateway's 503 (seen once in CI), which is not what this check is about.
+wait_port "$A_PORT"
+wait_port "$B_PORT"
 
 gateway_yaml() { # listeners YAML
     cat <<EOF

@@ -5,7 +5,7 @@
 # `BIN bench/http-gateway.yaml` (a wrapper script can set environment variables).
 #
 # Build the two sides, e.g. from two worktrees:
-#   cargo build --release -p gateway-net --example bench_gateway   # in each
+#   cargo build --profile dist -p gateway-net --example bench_gateway   # in each
 # Usage: bench/ab.sh BIN_A BIN_B [rounds, default 3] [seconds, default 8] [connections, default 16]
 # Not run in CI.
 set -euo pipefail

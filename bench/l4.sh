@@ -23,13 +23,13 @@ for tool in iperf3 nginx envoy python3 taskset; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 
-cargo build -q -p gateway-net --release --example l4_proxy
+cargo build -q -p gateway-net --profile dist --example l4_proxy
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 taskset -c 1 iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
-taskset -c 0 "$CARGO_TARGET_DIR/release/examples/l4_proxy" "$HERE/gateway.yaml" 2>"$OUT/gateway.log" & PIDS+=($!)
+taskset -c 0 "$CARGO_TARGET_DIR/dist/examples/l4_proxy" "$HERE/gateway.yaml" 2>"$OUT/gateway.log" & PIDS+=($!)
 taskset -c 0 nginx -c "$PWD/$HERE/nginx.conf" -p "$OUT" 2>"$OUT/nginx.log" & PIDS+=($!)
 taskset -c 0 envoy -c "$HERE/envoy.yaml" --concurrency 1 --base-id 47 -l error >"$OUT/envoy.log" 2>&1 & PIDS+=($!)
 sleep 3

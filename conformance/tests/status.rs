@@ -143,51 +143,129 @@ impl World {
         let Some(status) = self.status.gateway(INFRA, gateway) else {
             return;
         };
-        let actual = status.status.listeners.clone();
-        if actual.len() != expected.len() {
+        let problems = listener_problems(
+            &format!("Gateway {gateway}"),
+            &status.status.listeners,
+            expected,
+        );
+        self.errors.extend(problems);
+    }
+
+    /// `ListenerSetMustHaveCondition`: the set's conditions at its latest generation, with
+    /// every expected one.
+    fn listener_set(&mut self, set: (&str, &str), expected: &[Cond]) {
+        let generation = self
+            .snapshot
+            .listener_sets
+            .iter()
+            .find(|s| s.metadata.namespace() == set.0 && s.metadata.name == set.1)
+            .and_then(|s| s.metadata.generation);
+        let Some(status) = self
+            .status
+            .listener_sets
+            .iter()
+            .find(|s| s.key.namespace == set.0 && s.key.name == set.1)
+        else {
+            return self.fail(format!("ListenerSet {}/{}: no status", set.0, set.1));
+        };
+        let conditions = status.status.conditions.clone();
+        if let Some(c) = conditions
+            .iter()
+            .find(|c| c.observed_generation != generation)
+        {
             self.fail(format!(
-                "Gateway {gateway}: {} listeners, want {}",
-                actual.len(),
-                expected.len()
+                "ListenerSet {}/{}: {} has observedGeneration {:?}, generation is {generation:?}",
+                set.0, set.1, c.type_, c.observed_generation
             ));
         }
         for e in expected {
-            let Some(a) = actual.iter().find(|a| a.name == e.name) else {
-                self.fail(format!("Gateway {gateway}: no listener {}", e.name));
+            if !matches(&conditions, e) {
+                self.fail(format!(
+                    "ListenerSet {}/{}: want {}={}/{}, have [{}]",
+                    set.0,
+                    set.1,
+                    e.0,
+                    e.1,
+                    e.2,
+                    show(&conditions)
+                ));
+            }
+        }
+    }
+
+    /// `ListenerSetStatusMustHaveListeners`: exactly these listeners, by name.
+    fn listener_set_listeners(&mut self, set: (&str, &str), expected: &[Listener]) {
+        self.listener_set(set, &[]);
+        let actual = self
+            .status
+            .listener_sets
+            .iter()
+            .find(|s| s.key.namespace == set.0 && s.key.name == set.1)
+            .map(|s| s.status.listeners.clone())
+            .unwrap_or_default();
+        let problems = listener_problems(
+            &format!("ListenerSet {}/{}", set.0, set.1),
+            &actual,
+            expected,
+        );
+        self.errors.extend(problems);
+    }
+
+    /// `ListenerSetListenersMustHaveConditions` for some listeners of a set (all of them
+    /// when `names` is empty).
+    fn listener_set_listener_conditions(
+        &mut self,
+        set: (&str, &str),
+        names: &[&str],
+        expected: &[Cond],
+    ) {
+        let actual = self
+            .status
+            .listener_sets
+            .iter()
+            .find(|s| s.key.namespace == set.0 && s.key.name == set.1)
+            .map(|s| s.status.listeners.clone())
+            .unwrap_or_default();
+        for name in names {
+            if !actual.iter().any(|l| l.name == *name) {
+                self.fail(format!(
+                    "ListenerSet {}/{}: no listener {name}",
+                    set.0, set.1
+                ));
+            }
+        }
+        for listener in &actual {
+            if !names.is_empty() && !names.contains(&listener.name.as_str()) {
                 continue;
-            };
-            let kinds: Vec<&str> = a
-                .supported_kinds
-                .iter()
-                .filter(|k| k.group() == GATEWAY_GROUP)
-                .map(|k| k.kind.as_str())
-                .collect();
-            if (e.kinds.is_empty() && !a.supported_kinds.is_empty())
-                || e.kinds.iter().any(|k| !kinds.contains(k))
-            {
-                self.fail(format!(
-                    "Gateway {gateway} listener {}: supportedKinds {kinds:?}, want {:?}",
-                    e.name, e.kinds
-                ));
             }
-            if a.attached_routes != e.attached {
-                self.fail(format!(
-                    "Gateway {gateway} listener {}: attachedRoutes {}, want {}",
-                    e.name, a.attached_routes, e.attached
-                ));
-            }
-            for c in &e.conditions {
-                if !matches(&a.conditions, c) {
+            for c in expected {
+                if !matches(&listener.conditions, c) {
                     self.fail(format!(
-                        "Gateway {gateway} listener {}: want {}={}/{}, have [{}]",
-                        e.name,
+                        "ListenerSet {}/{} listener {}: want {}={}/{}, have [{}]",
+                        set.0,
+                        set.1,
+                        listener.name,
                         c.0,
                         c.1,
                         c.2,
-                        show(&a.conditions)
+                        show(&listener.conditions)
                     ));
                 }
             }
+        }
+    }
+
+    /// `GatewayMustHaveAttachedListeners`: `status.attachedListenerSets` (unset reads 0).
+    fn attached_listener_sets(&mut self, gateway: &str, want: i64) {
+        let have = self
+            .status
+            .gateway(INFRA, gateway)
+            .and_then(|g| g.status.attached_listener_sets)
+            .unwrap_or(0);
+        if have != want {
+            self.fail(format!(
+                "Gateway {gateway}: attachedListenerSets {have}, want {want}"
+            ));
         }
     }
 
@@ -240,6 +318,18 @@ impl World {
     /// namespace: the parent entry of our controller for that Gateway must carry every
     /// expected condition, and all its conditions the route's latest generation.
     fn route(&mut self, kind: ResourceKind, route: (&str, &str), gateway: &str, expected: &[Cond]) {
+        self.route_on(kind, route, ("Gateway", INFRA, gateway), expected);
+    }
+
+    /// [`World::route`] for any parent: `(kind, namespace, name)` of a Gateway or ListenerSet.
+    fn route_on(
+        &mut self,
+        kind: ResourceKind,
+        route: (&str, &str),
+        parent: (&str, &str, &str),
+        expected: &[Cond],
+    ) {
+        let (parent_kind, parent_ns, gateway) = parent;
         let key = gateway_core::model::ObjectKey::new(kind, route.0, route.1);
         let generation = self.route_generation(kind, route.0, route.1);
         let Some(status) = self.status.route(&key).cloned() else {
@@ -252,13 +342,19 @@ impl World {
             .filter(|p| {
                 p.controller_name == CONTROLLER_NAME
                     && p.parent_ref.group() == GATEWAY_GROUP
-                    && p.parent_ref.kind() == "Gateway"
+                    && p.parent_ref.kind() == parent_kind
                     && p.parent_ref.name == gateway
-                    && p.parent_ref.namespace.as_deref().is_none_or(|n| n == INFRA)
+                    && match p.parent_ref.namespace.as_deref() {
+                        Some(n) => n == parent_ns,
+                        // Left out only for a parent in the route's own namespace.
+                        None => parent_ns == route.0,
+                    }
             })
             .collect();
         if parents.is_empty() {
-            return self.fail(format!("{key}: no parent entry for Gateway {gateway}"));
+            return self.fail(format!(
+                "{key}: no parent entry for {parent_kind} {gateway}"
+            ));
         }
         let ok = parents.iter().any(|p| {
             p.conditions
@@ -340,6 +436,63 @@ impl World {
         World::edit(gateway, change);
         self.compile();
     }
+}
+
+/// What differs between actual `status.listeners` and the expected ones (the suite's rules:
+/// the same number, each by name, `supportedKinds` a superset of the expected kinds and empty
+/// when expected empty, `attachedRoutes` exact, the expected conditions present).
+fn listener_problems(
+    owner: &str,
+    actual: &[gateway_core::model::ListenerStatus],
+    expected: &[Listener],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if actual.len() != expected.len() {
+        problems.push(format!(
+            "{owner}: {} listeners, want {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    for e in expected {
+        let Some(a) = actual.iter().find(|a| a.name == e.name) else {
+            problems.push(format!("{owner}: no listener {}", e.name));
+            continue;
+        };
+        let kinds: Vec<&str> = a
+            .supported_kinds
+            .iter()
+            .filter(|k| k.group() == GATEWAY_GROUP)
+            .map(|k| k.kind.as_str())
+            .collect();
+        if (e.kinds.is_empty() && !a.supported_kinds.is_empty())
+            || e.kinds.iter().any(|k| !kinds.contains(k))
+        {
+            problems.push(format!(
+                "{owner} listener {}: supportedKinds {kinds:?}, want {:?}",
+                e.name, e.kinds
+            ));
+        }
+        if a.attached_routes != e.attached {
+            problems.push(format!(
+                "{owner} listener {}: attachedRoutes {}, want {}",
+                e.name, a.attached_routes, e.attached
+            ));
+        }
+        for c in &e.conditions {
+            if !matches(&a.conditions, c) {
+                problems.push(format!(
+                    "{owner} listener {}: want {}={}/{}, have [{}]",
+                    e.name,
+                    c.0,
+                    c.1,
+                    c.2,
+                    show(&a.conditions)
+                ));
+            }
+        }
+    }
+    problems
 }
 
 // === The harness ===
@@ -1613,6 +1766,259 @@ fn udp_multiple_routes(h: &Harness, e: &mut Vec<String>) -> Skip {
     None
 }
 
+// === ListenerSet tests ===
+
+const NOT_ALLOWED: [Cond; 2] = [
+    Cond("Accepted", false, "NotAllowed"),
+    Cond("Programmed", false, "NotAllowed"),
+];
+const LISTENERS_NOT_VALID: [Cond; 2] = [
+    Cond("Accepted", false, "ListenersNotValid"),
+    Cond("Programmed", false, "ListenersNotValid"),
+];
+const SET_PROGRAMMED: [Cond; 2] = [
+    Cond("Accepted", true, ""),
+    Cond("Programmed", true, "Programmed"),
+];
+
+fn listenerset_default_not_allowed(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-default-not-allowed.yaml"]);
+    w.gateway(
+        "gateway-default-does-not-allow-listenerset",
+        &[Cond("Accepted", true, "")],
+    );
+    w.attached_listener_sets("gateway-default-does-not-allow-listenerset", 0);
+    w.listener_set((INFRA, "listenerset-default-not-allowed"), &NOT_ALLOWED);
+    done(w, errors);
+    None
+}
+
+fn listenerset_allowed_namespace_none(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-allowed-namespace-none.yaml"]);
+    w.gateway(
+        "gateway-does-not-allow-listenerset",
+        &[Cond("Accepted", true, "")],
+    );
+    w.attached_listener_sets("gateway-does-not-allow-listenerset", 0);
+    w.listener_set((INFRA, "listenerset-not-allowed"), &NOT_ALLOWED);
+    done(w, errors);
+    None
+}
+
+fn listenerset_allowed_namespace_same(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-allowed-namespace-same.yaml"]);
+    let gateway = "gateway-allows-listenerset-in-same-namespace";
+    w.gateway(gateway, &[Cond("Accepted", true, "")]);
+    w.attached_listener_sets(gateway, 1);
+    let same = (INFRA, "listenerset-in-same-namespace");
+    w.listener_set(
+        same,
+        &[
+            Cond("Accepted", true, "Accepted"),
+            Cond("Programmed", true, "Programmed"),
+        ],
+    );
+    w.listener_set_listener_conditions(
+        same,
+        &["listenerset-in-same-namespace-listener"],
+        &healthy(),
+    );
+    w.listener_set(
+        (
+            "gateway-api-listenerset-not-allowed-ns",
+            "listenerset-in-different-namespace",
+        ),
+        &NOT_ALLOWED,
+    );
+    done(w, errors);
+    None
+}
+
+fn listenerset_allowed_namespace_selector(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-allowed-namespace-selector.yaml"]);
+    let gateway = "gateway-allows-listenerset-in-selected-namespace";
+    w.gateway(gateway, &[Cond("Accepted", true, "")]);
+    w.attached_listener_sets(gateway, 1);
+    let selected = (
+        "gateway-api-listenerset-selector-allowed-ns",
+        "listenerset-in-selected-namespace",
+    );
+    w.listener_set(
+        selected,
+        &[
+            Cond("Accepted", true, "Accepted"),
+            Cond("Programmed", true, "Programmed"),
+        ],
+    );
+    w.listener_set_listener_conditions(
+        selected,
+        &["listenerset-in-selected-namespace-listener"],
+        &healthy(),
+    );
+    w.listener_set(
+        (
+            "gateway-api-listenerset-selector-not-allowed-ns",
+            "listenerset-not-in-selected-namespace",
+        ),
+        &NOT_ALLOWED,
+    );
+    done(w, errors);
+    None
+}
+
+fn listenerset_allowed_routes_supported_kinds(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-allowed-routes-supported-kinds.yaml"]);
+    w.listener_set_listener_conditions(
+        (INFRA, "listenerset-test-allowed-routes-supported-kinds"),
+        &["listener-set-listener-allowed-routes-tls-only"],
+        &[Cond("ResolvedRefs", false, "InvalidRouteKinds")],
+    );
+    done(w, errors);
+    None
+}
+
+/// ListenerSetHostnameConflict and ListenerSetProtocolConflict: the same shape, one reason.
+fn listenerset_conflicts(w: &mut World, what: &str, reason: &'static str) {
+    let gateway = format!("gateway-with-listenerset-{what}-conflict");
+    let conflicted = [
+        Cond("Accepted", false, reason),
+        Cond("Programmed", false, reason),
+        Cond("Conflicted", true, reason),
+    ];
+    let with_gateway = format!("{what}-conflict-with-gateway-listener");
+    let with_set = format!("{what}-conflict-with-listener-set-listener");
+    let set = |suffix: &str| format!("listenerset-with-{what}-conflict-with-{suffix}");
+    w.gateway(&gateway, &[Cond("Accepted", true, "")]);
+    let Some(names) = w
+        .status
+        .gateway(INFRA, &gateway)
+        .map(|g| g.status.listeners.len())
+    else {
+        return w.fail(format!("Gateway {gateway}: no status"));
+    };
+    if names != 2 {
+        w.fail(format!("Gateway {gateway}: {names} listeners, want 2"));
+    }
+    for listener in ["gateway-listener", with_gateway.as_str()] {
+        let attached = w
+            .status
+            .gateway(INFRA, &gateway)
+            .and_then(|g| g.status.listeners.iter().find(|l| l.name == listener))
+            .map_or(0, |l| l.attached_routes);
+        w.listener(&gateway, listener, attached, &healthy());
+    }
+    w.attached_listener_sets(&gateway, 2);
+    let first = set("gateway-1");
+    w.listener_set((INFRA, &first), &SET_PROGRAMMED);
+    w.listener_set_listener_conditions(
+        (INFRA, &first),
+        &["listener-set-1-listener", &with_set],
+        &healthy(),
+    );
+    w.listener_set_listener_conditions((INFRA, &first), &[&with_gateway], &conflicted);
+    let second = set("gateway-2");
+    w.listener_set((INFRA, &second), &LISTENERS_NOT_VALID);
+    w.listener_set_listener_conditions((INFRA, &second), &[&with_gateway], &conflicted);
+    let third = set("listener-set-1");
+    w.listener_set((INFRA, &third), &SET_PROGRAMMED);
+    w.listener_set_listener_conditions((INFRA, &third), &["listener-set-2-listener"], &healthy());
+    w.listener_set_listener_conditions((INFRA, &third), &[&with_set], &conflicted);
+    let fourth = set("listener-set-2");
+    w.listener_set((INFRA, &fourth), &LISTENERS_NOT_VALID);
+    w.listener_set_listener_conditions((INFRA, &fourth), &[&with_set], &conflicted);
+}
+
+fn listenerset_hostname_conflict(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-hostname-conflict.yaml"]);
+    listenerset_conflicts(&mut w, "hostname", "HostnameConflict");
+    done(w, errors);
+    None
+}
+
+fn listenerset_protocol_conflict(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-protocol-conflict.yaml"]);
+    listenerset_conflicts(&mut w, "protocol", "ProtocolConflict");
+    done(w, errors);
+    None
+}
+
+fn listenerset_reference_grant(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-reference-grant.yaml"]);
+    let with = (INFRA, "listenerset-with-reference-grant");
+    w.listener_set(
+        with,
+        &[Cond("Accepted", true, ""), Cond("Programmed", true, "")],
+    );
+    w.listener_set_listener_conditions(
+        with,
+        &["listenerset-with-reference-grant-listener"],
+        &[Cond("ResolvedRefs", true, "")],
+    );
+    let without = (
+        "gateway-api-listener-sets-test-reference-grant-ns",
+        "listenerset-without-reference-grant",
+    );
+    w.listener_set(without, &LISTENERS_NOT_VALID);
+    w.listener_set_listener_conditions(
+        without,
+        &["listenerset-without-reference-grant-listener"],
+        &[Cond("ResolvedRefs", false, "RefNotPermitted")],
+    );
+    done(w, errors);
+    None
+}
+
+fn listenerset_route_status_scoped_to_parent_ref(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/listenerset-route-status-scoped-to-parentref.yaml"]);
+    let set = (INFRA, "listenerset-parentref");
+    w.attached_listener_sets("gateway-parentref", 1);
+    w.listener_set_listeners(
+        set,
+        &[Listener {
+            name: "listenerset-parentref-listener",
+            kinds: &["HTTPRoute"],
+            attached: 1,
+            conditions: healthy(),
+        }],
+    );
+    let accepted = [Cond("Accepted", true, "Accepted")];
+    w.route(
+        ResourceKind::HttpRoute,
+        (INFRA, "route-parentref-gwonly"),
+        "gateway-parentref",
+        &accepted,
+    );
+    w.route_on(
+        ResourceKind::HttpRoute,
+        (INFRA, "route-parentref-lsonly"),
+        ("ListenerSet", INFRA, "listenerset-parentref"),
+        &accepted,
+    );
+    // The spec's intent: one entry per parentRef, none for parents the route did not name.
+    for (route, kind) in [
+        ("route-parentref-gwonly", "Gateway"),
+        ("route-parentref-lsonly", "ListenerSet"),
+    ] {
+        let key = gateway_core::model::ObjectKey::new(ResourceKind::HttpRoute, INFRA, route);
+        let parents: Vec<String> = w
+            .status
+            .route(&key)
+            .map(|r| {
+                r.status
+                    .parents
+                    .iter()
+                    .map(|p| format!("{}/{}", p.parent_ref.kind(), p.parent_ref.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if parents.len() != 1 || !parents[0].starts_with(kind) {
+            w.fail(format!("{key}: parents {parents:?}, want one {kind} entry"));
+        }
+    }
+    done(w, errors);
+    None
+}
+
 // === The run ===
 
 /// Tests whose feature is not supported yet: reported as SKIP with the reason.
@@ -1620,39 +2026,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "BackendTLSPolicyObservedGenerationBump",
         "BackendTLSPolicy not supported yet (compile writes no policy status)",
-    ),
-    (
-        "ListenerSetAllowedNamespaceNone",
-        "ListenerSet not supported yet",
-    ),
-    (
-        "ListenerSetAllowedNamespaceSame",
-        "ListenerSet not supported yet",
-    ),
-    (
-        "ListenerSetAllowedNamespaceSelector",
-        "ListenerSet not supported yet",
-    ),
-    (
-        "ListenerSetAllowedRoutesSupportedKinds",
-        "ListenerSet not supported yet",
-    ),
-    (
-        "ListenerSetDefaultNotAllowed",
-        "ListenerSet not supported yet",
-    ),
-    (
-        "ListenerSetHostnameConflict",
-        "ListenerSet not supported yet",
-    ),
-    (
-        "ListenerSetProtocolConflict",
-        "ListenerSet not supported yet",
-    ),
-    ("ListenerSetReferenceGrant", "ListenerSet not supported yet"),
-    (
-        "ListenerSetRouteStatusScopedToParentRef",
-        "ListenerSet not supported yet",
     ),
     (
         "TLSRouteListenerTerminateNotSupported",
@@ -1663,6 +2036,33 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
+        (
+            "ListenerSetDefaultNotAllowed",
+            listenerset_default_not_allowed,
+        ),
+        (
+            "ListenerSetAllowedNamespaceNone",
+            listenerset_allowed_namespace_none,
+        ),
+        (
+            "ListenerSetAllowedNamespaceSame",
+            listenerset_allowed_namespace_same,
+        ),
+        (
+            "ListenerSetAllowedNamespaceSelector",
+            listenerset_allowed_namespace_selector,
+        ),
+        (
+            "ListenerSetAllowedRoutesSupportedKinds",
+            listenerset_allowed_routes_supported_kinds,
+        ),
+        ("ListenerSetHostnameConflict", listenerset_hostname_conflict),
+        ("ListenerSetProtocolConflict", listenerset_protocol_conflict),
+        ("ListenerSetReferenceGrant", listenerset_reference_grant),
+        (
+            "ListenerSetRouteStatusScopedToParentRef",
+            listenerset_route_status_scoped_to_parent_ref,
+        ),
         (
             "BaseManifestGateways (every base Gateway Accepted/Programmed)",
             base_gateways,

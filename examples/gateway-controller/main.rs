@@ -160,6 +160,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut source_options = KubeSourceOptions::new(&cli.controller_name);
     source_options.gateway = cli.gateway.clone();
     source_options.quiet_period = cli.quiet_period;
+    // The load balancer's refusals of a Gateway's Service come as Events.
+    source_options.service_events = cli.provision_services;
     if let Some(selector) = &cli.secret_label_selector {
         source_options.secrets = SecretSelection::LabelSelector(selector.clone());
     }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gateway_core::ir::{AppProtocol, Backend, Ir, RuleAction, WeightedBackend};
+use gateway_core::ir::{AppProtocol, Ir};
 use gateway_core::model::{Resource, Secret, Snapshot};
 use gateway_file::FileSource;
 use gateway_net::admin::{AdminServer, AdminState};
@@ -379,35 +379,13 @@ pub fn add_secret_if_missing(snapshot: &mut Snapshot, secret: &Secret) {
 
 /// Every Service backend `ir` forwards to, with its endpoints.
 pub fn backends_of(ir: &Ir) -> BTreeSet<(String, SocketAddr, AppProtocol)> {
-    let mut out = BTreeSet::new();
-    let mut add = |backends: &[WeightedBackend]| {
-        for weighted in backends {
-            if let Backend::Service(service) = &weighted.backend {
-                for endpoint in service.endpoints.iter() {
-                    out.insert((service.service.name.clone(), *endpoint, service.protocol));
-                }
-            }
-        }
-    };
-    for listener in ir.binds.iter().flat_map(|b| &b.listeners) {
-        for rule in listener.http_routes.iter().flat_map(|r| &r.rules) {
-            if let RuleAction::Forward(backends) = &rule.action {
-                add(backends);
-            }
-        }
-        for rule in listener.grpc_routes.iter().flat_map(|r| &r.rules) {
-            if let RuleAction::Forward(backends) = &rule.action {
-                add(backends);
-            }
-        }
-        for route in &listener.tls_routes {
-            add(&route.backends);
-        }
-        if let Some(route) = &listener.l4_route {
-            add(&route.backends);
-        }
-    }
-    out
+    ir.service_backends()
+        .flat_map(|s| {
+            s.endpoints
+                .iter()
+                .map(|e| (s.service.name.clone(), *e, s.protocol))
+        })
+        .collect()
 }
 
 /// Starts a backend for every loopback endpoint `ir` forwards to: an HTTP echo for HTTP/1.1

@@ -649,7 +649,7 @@ async fn dataplane_seed_demo_serves_the_admin_endpoint() {
         .expect("binds")
         .iter()
         .flat_map(|b| b["listeners"].as_array().into_iter().flatten())
-        .filter_map(|l| l["listener"].as_str())
+        .filter_map(|l| l["id"].as_str())
         .collect();
     for name in ["http", "https", "tcp", "udp", "grpc"] {
         assert!(

@@ -17,14 +17,15 @@ use std::time::Duration;
 use crate::model::ObjectKey;
 
 /// The whole data-plane configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Ir {
     /// Sockets to serve, sorted by (address, port, transport).
     pub binds: Vec<Bind>,
 }
 
 /// The transport a bind accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Transport {
     /// A TCP socket (HTTP, HTTPS, TLS, TCP listeners).
     Tcp,
@@ -33,7 +34,7 @@ pub enum Transport {
 }
 
 /// What a bind speaks on accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum BindProtocol {
     /// Cleartext HTTP/1.1 and h2c (prior knowledge).
     Http,
@@ -56,7 +57,8 @@ impl BindProtocol {
 }
 
 /// One socket to bind and the listeners that share it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Bind {
     /// Address to bind.
     pub address: IpAddr,
@@ -85,6 +87,13 @@ pub struct ListenerId {
     pub name: String,
 }
 
+/// As `Kind namespace/name/listener`, the way logs and metrics name it.
+impl serde::Serialize for ListenerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for ListenerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}", self.parent, self.name)
@@ -92,7 +101,7 @@ impl fmt::Display for ListenerId {
 }
 
 /// What a listener does with a connection or request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum ListenerProtocol {
     /// HTTP routes over cleartext.
     Http,
@@ -109,7 +118,8 @@ pub enum ListenerProtocol {
 }
 
 /// A Gateway listener as the data plane sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Listener {
     /// Gateway and listener name (for logs, metrics and status).
     pub id: ListenerId,
@@ -133,7 +143,8 @@ pub struct Listener {
 }
 
 /// TLS termination settings of a listener.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsTermination {
     /// Certificates in `certificateRefs` order; each is chosen by the names it carries,
     /// the first is the default.
@@ -153,6 +164,16 @@ pub struct Certificate {
     pub key_pem: Arc<[u8]>,
 }
 
+/// Only the Secret it comes from: key material never leaves the Ir as data.
+impl serde::Serialize for Certificate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = s.serialize_struct("Certificate", 1)?;
+        out.serialize_field("source", &self.source)?;
+        out.end()
+    }
+}
+
 impl fmt::Debug for Certificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
@@ -164,9 +185,11 @@ impl fmt::Debug for Certificate {
 }
 
 /// Client certificate validation of a TLS listener.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClientValidation {
     /// Trusted CA bundle, PEM.
+    #[serde(skip)]
     pub ca_pem: Arc<[u8]>,
     /// Accept connections whose client certificate is missing or invalid
     /// (`AllowInsecureFallback`).
@@ -180,6 +203,13 @@ pub struct RouteId {
     pub key: ObjectKey,
 }
 
+/// As `Kind namespace/name`.
+impl serde::Serialize for RouteId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for RouteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.key.fmt(f)
@@ -188,7 +218,8 @@ impl fmt::Display for RouteId {
 
 /// Precedence of a route among routes with equally good matches: the oldest first, then
 /// `{namespace}/{name}` alphabetically.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RouteOrder {
     /// Creation time in seconds; `None` (no timestamp, as in plain files) sorts after every
     /// known time so that namespace/name decides among such routes.
@@ -217,7 +248,8 @@ impl RouteOrder {
 pub type HttpRoute = Route<HttpRule>;
 
 /// An HTTPRoute or GRPCRoute attached to one listener.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Route<Rule> {
     /// Which route.
     pub id: RouteId,
@@ -231,7 +263,8 @@ pub struct Route<Rule> {
 }
 
 /// One rule of an HTTPRoute.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HttpRule {
     /// Index in `spec.rules`.
     pub index: usize,
@@ -251,7 +284,8 @@ pub struct HttpRule {
 }
 
 /// One match of an HTTPRoute rule: every condition must hold.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HttpMatch {
     /// Path condition.
     pub path: PathMatch,
@@ -264,7 +298,7 @@ pub struct HttpMatch {
 }
 
 /// A path condition.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum PathMatch {
     /// The whole path, byte for byte.
     Exact(String),
@@ -275,7 +309,8 @@ pub enum PathMatch {
 }
 
 /// A header condition.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderMatch {
     /// Lower-case header name.
     pub name: String,
@@ -284,7 +319,8 @@ pub struct HeaderMatch {
 }
 
 /// A query parameter condition.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QueryParamMatch {
     /// Parameter name, compared exactly.
     pub name: String,
@@ -293,7 +329,7 @@ pub struct QueryParamMatch {
 }
 
 /// A condition on a string value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum StringMatch {
     /// Equal values.
     Exact(String),
@@ -343,6 +379,12 @@ impl Pattern {
     }
 }
 
+impl serde::Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Pattern({:?})", self.source)
@@ -364,7 +406,7 @@ impl Hash for Pattern {
 }
 
 /// A filter of an HTTPRoute or GRPCRoute rule or backendRef.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum HttpFilter {
     /// Modify the request headers.
     RequestHeaders(HeaderModifier),
@@ -384,7 +426,8 @@ pub enum HttpFilter {
 /// Header modifications with lower-case names: `set` replaces, `add` appends (comma-joined
 /// with an existing value), `remove` deletes. A name appears in at most one list (validation
 /// enforces it), so the order of application does not matter.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {
     /// Replace (or add) these headers.
     pub set: Vec<(String, String)>,
@@ -395,7 +438,7 @@ pub struct HeaderModifier {
 }
 
 /// A path modification of a redirect or rewrite.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum PathModifier {
     /// Replace the whole path.
     ReplaceFullPath(String),
@@ -404,7 +447,8 @@ pub enum PathModifier {
 }
 
 /// `URLRewrite`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UrlRewrite {
     /// Host sent to the backend.
     pub hostname: Option<String>,
@@ -413,7 +457,8 @@ pub struct UrlRewrite {
 }
 
 /// `RequestRedirect`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Redirect {
     /// `http` or `https`; `None` keeps the request's.
     pub scheme: Option<String>,
@@ -428,7 +473,8 @@ pub struct Redirect {
 }
 
 /// `RequestMirror`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Mirror {
     /// Where copies go.
     pub backend: ServiceBackend,
@@ -439,7 +485,8 @@ pub struct Mirror {
 }
 
 /// `CORS`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Cors {
     /// Allowed origins as written (`*`, `https://a.example`, `https://*.example.com`).
     pub allow_origins: Vec<String>,
@@ -456,7 +503,7 @@ pub struct Cors {
 }
 
 /// What answers requests that a rule matched.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum RuleAction {
     /// Forward to one of these backends, chosen by weight (weight-0 backends are dropped;
     /// never empty).
@@ -474,7 +521,8 @@ pub enum RuleAction {
 }
 
 /// A backend with its weight and backendRef-level filters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WeightedBackend {
     /// Relative weight (> 0).
     pub weight: u32,
@@ -485,7 +533,7 @@ pub struct WeightedBackend {
 }
 
 /// A resolved backendRef.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Backend {
     /// A Service port resolved to endpoints (possibly none: then 503).
     Service(ServiceBackend),
@@ -498,7 +546,8 @@ pub enum Backend {
 }
 
 /// A Service port with its ready endpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ServiceBackend {
     /// The Service.
     pub service: ObjectKey,
@@ -511,7 +560,7 @@ pub struct ServiceBackend {
 }
 
 /// How the gateway talks to a backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum AppProtocol {
     /// HTTP/1.1 (WebSocket upgrades pass through).
     Http1,
@@ -524,22 +573,27 @@ pub enum AppProtocol {
 }
 
 /// Route timeouts; `None` means no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Timeouts {
     /// Whole client transaction.
+    #[serde(serialize_with = "duration", skip_serializing_if = "Option::is_none")]
     pub request: Option<Duration>,
     /// One upstream attempt.
+    #[serde(serialize_with = "duration", skip_serializing_if = "Option::is_none")]
     pub backend_request: Option<Duration>,
 }
 
 /// Retry policy.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Retry {
     /// Status codes that are retried.
     pub codes: Vec<u16>,
     /// Maximum number of retries after the first attempt.
     pub attempts: u32,
     /// Minimum wait between attempts.
+    #[serde(serialize_with = "duration", skip_serializing_if = "Option::is_none")]
     pub backoff: Option<Duration>,
 }
 
@@ -547,7 +601,8 @@ pub struct Retry {
 pub type GrpcRoute = Route<GrpcRule>;
 
 /// One rule of a GRPCRoute.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GrpcRule {
     /// Index in `spec.rules`.
     pub index: usize,
@@ -562,7 +617,8 @@ pub struct GrpcRule {
 }
 
 /// One match of a GRPCRoute rule.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GrpcMatch {
     /// Service condition; `None` matches any service.
     pub service: Option<StringMatch>,
@@ -573,7 +629,8 @@ pub struct GrpcMatch {
 }
 
 /// A TLSRoute attached to one listener.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsRoute {
     /// Which route.
     pub id: RouteId,
@@ -587,7 +644,8 @@ pub struct TlsRoute {
 }
 
 /// The TCPRoute or UDPRoute serving a listener.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct L4Route {
     /// Which route.
     pub id: RouteId,
@@ -595,197 +653,60 @@ pub struct L4Route {
     pub backends: Vec<WeightedBackend>,
 }
 
-// === Summary ===
+// === Serialisation helpers ===
+
+/// Durations as Gateway API durations (`10s`, `250ms`, `1.5s`), not `{secs, nanos}`.
+fn duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        None => s.serialize_none(),
+        Some(d) if d.subsec_nanos() == 0 => s.collect_str(&format_args!("{}s", d.as_secs())),
+        Some(d) if d.as_millis() < 1000 && d.subsec_nanos() % 1_000_000 == 0 => {
+            s.collect_str(&format_args!("{}ms", d.as_millis()))
+        }
+        Some(d) => s.collect_str(&format_args!("{}s", d.as_secs_f64())),
+    }
+}
 
 impl Ir {
-    /// A readable summary as JSON: binds, listeners, routes with their rules in manifest order,
-    /// backends with endpoints. Key material is never included. Used by golden tests, the
-    /// admin endpoint and `gateway check`.
-    pub fn summary(&self) -> serde_json::Value {
-        use serde_json::json;
-        let binds: Vec<_> = self
-            .binds
-            .iter()
-            .map(|bind| {
-                json!({
-                    "bind": bind.socket_addr().to_string(),
-                    "protocol": format!("{:?}", bind.protocol),
-                    "listeners": bind.listeners.iter().map(|l| listener_summary(l)).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({ "binds": binds })
-    }
-}
-
-fn listener_summary(l: &Listener) -> serde_json::Value {
-    use serde_json::json;
-    let mut out = json!({
-        "listener": l.id.to_string(),
-        "hostname": l.hostname.as_deref().unwrap_or("*"),
-        "port": l.port,
-        "protocol": format!("{:?}", l.protocol),
-    });
-    let obj = out.as_object_mut();
-    let Some(obj) = obj else { return out };
-    if let Some(tls) = &l.tls {
-        obj.insert(
-            "certificates".into(),
-            json!(
-                tls.certificates
-                    .iter()
-                    .map(|c| c.source.to_string())
-                    .collect::<Vec<_>>()
-            ),
-        );
-        if let Some(v) = &tls.client_validation {
-            obj.insert(
-                "clientValidation".into(),
-                json!(if v.allow_insecure_fallback {
-                    "AllowInsecureFallback"
-                } else {
-                    "AllowValidOnly"
-                }),
-            );
+    /// Every Service backend the Ir forwards to (HTTP and gRPC rules, TLS routes, TCP and UDP
+    /// routes; mirrors and invalid backends are not), in bind and listener order, repeats
+    /// included.
+    ///
+    /// ```
+    /// assert_eq!(gateway_core::ir::Ir::default().service_backends().count(), 0);
+    /// ```
+    pub fn service_backends(&self) -> impl Iterator<Item = &ServiceBackend> {
+        fn forwarded(action: &RuleAction) -> &[WeightedBackend] {
+            match action {
+                RuleAction::Forward(backends) => backends,
+                _ => &[],
+            }
         }
-    }
-    if !l.http_routes.is_empty() {
-        let routes: Vec<_> = l
-            .http_routes
+        self.binds
             .iter()
-            .map(|r| {
-                json!({
-                    "route": r.id.to_string(),
-                    "hostnames": r.hostnames,
-                    "rules": r.rules.iter().map(|rule| json!({
-                        "index": rule.index,
-                        "matches": rule.matches.iter().map(http_match_summary).collect::<Vec<_>>(),
-                        "filters": rule.filters.iter().map(filter_summary).collect::<Vec<_>>(),
-                        "action": action_summary(&rule.action),
-                        "timeouts": format!("{:?}", rule.timeouts),
-                        "retry": rule.retry.as_ref().map(|r| format!("{r:?}")),
-                    })).collect::<Vec<_>>(),
-                })
+            .flat_map(|b| &b.listeners)
+            .flat_map(|listener| {
+                let http = listener.http_routes.iter().flat_map(|r| &r.rules);
+                let grpc = listener.grpc_routes.iter().flat_map(|r| &r.rules);
+                http.flat_map(|rule| forwarded(&rule.action))
+                    .chain(grpc.flat_map(|rule| forwarded(&rule.action)))
+                    .chain(listener.tls_routes.iter().flat_map(|r| &r.backends))
+                    .chain(listener.l4_route.iter().flat_map(|r| &r.backends))
             })
-            .collect();
-        obj.insert("httpRoutes".into(), json!(routes));
-    }
-    if !l.grpc_routes.is_empty() {
-        let routes: Vec<_> = l
-            .grpc_routes
-            .iter()
-            .map(|r| {
-                json!({
-                    "route": r.id.to_string(),
-                    "hostnames": r.hostnames,
-                    "rules": r.rules.iter().map(|rule| json!({
-                        "index": rule.index,
-                        "matches": rule.matches.iter().map(|m| {
-                            let part = |s: &Option<StringMatch>| s.as_ref().map_or("*".to_owned(), string_match_summary);
-                            let mut text = format!("{}/{}", part(&m.service), part(&m.method));
-                            for h in &m.headers {
-                                text.push_str(&format!(" {}{}", h.name, string_match_op(&h.value)));
-                            }
-                            text
-                        }).collect::<Vec<_>>(),
-                        "action": action_summary(&rule.action),
-                    })).collect::<Vec<_>>(),
-                })
+            .filter_map(|weighted| match &weighted.backend {
+                Backend::Service(service) => Some(service),
+                Backend::Invalid { .. } => None,
             })
-            .collect();
-        obj.insert("grpcRoutes".into(), json!(routes));
     }
-    if !l.tls_routes.is_empty() {
-        let routes: Vec<_> = l
-            .tls_routes
-            .iter()
-            .map(|r| {
-                json!({
-                    "route": r.id.to_string(),
-                    "hostnames": r.hostnames,
-                    "backends": r.backends.iter().map(backend_summary).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        obj.insert("tlsRoutes".into(), json!(routes));
-    }
-    if let Some(r) = &l.l4_route {
-        obj.insert(
-            "route".into(),
-            json!({
-                "route": r.id.to_string(),
-                "backends": r.backends.iter().map(backend_summary).collect::<Vec<_>>(),
-            }),
-        );
-    }
-    out
-}
 
-fn string_match_summary(m: &StringMatch) -> String {
-    match m {
-        StringMatch::Exact(v) => v.clone(),
-        StringMatch::Regex(p) => format!("~{}", p.as_str()),
+    /// The Ir as JSON (the admin endpoint's `/config`, `gateway check`, golden files): every
+    /// field as data, key material left out (a certificate is named by its Secret).
+    ///
+    /// ```
+    /// let ir = gateway_core::ir::Ir::default();
+    /// assert_eq!(ir.summary(), serde_json::json!({"binds": []}));
+    /// ```
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
-}
-
-fn string_match_op(m: &StringMatch) -> String {
-    match m {
-        StringMatch::Exact(v) => format!("={v}"),
-        StringMatch::Regex(p) => format!("~{}", p.as_str()),
-    }
-}
-
-fn http_match_summary(m: &HttpMatch) -> String {
-    let mut text = match &m.path {
-        PathMatch::Exact(p) => format!("Exact {p}"),
-        PathMatch::Prefix(p) => format!("PathPrefix {p}"),
-        PathMatch::Regex(p) => format!("RegularExpression {}", p.as_str()),
-    };
-    if let Some(method) = &m.method {
-        text.push_str(&format!(" method={method}"));
-    }
-    for h in &m.headers {
-        text.push_str(&format!(" header:{}{}", h.name, string_match_op(&h.value)));
-    }
-    for q in &m.query_params {
-        text.push_str(&format!(" query:{}{}", q.name, string_match_op(&q.value)));
-    }
-    text
-}
-
-fn filter_summary(f: &HttpFilter) -> String {
-    format!("{f:?}")
-}
-
-fn action_summary(a: &RuleAction) -> serde_json::Value {
-    use serde_json::json;
-    match a {
-        RuleAction::Forward(backends) => json!({
-            "forward": backends.iter().map(backend_summary).collect::<Vec<_>>()
-        }),
-        RuleAction::Redirect(r) => json!({ "redirect": format!("{r:?}") }),
-        RuleAction::Respond { status, reason } => json!({ "respond": status, "reason": reason }),
-    }
-}
-
-fn backend_summary(b: &WeightedBackend) -> String {
-    let mut text = match &b.backend {
-        Backend::Service(s) => format!(
-            "{}:{} {:?} weight {} -> [{}]",
-            s.service,
-            s.port,
-            s.protocol,
-            b.weight,
-            s.endpoints
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Backend::Invalid { reason } => format!("invalid weight {} ({reason})", b.weight),
-    };
-    for f in &b.filters {
-        text.push_str(&format!(" +{}", filter_summary(f)));
-    }
-    text
 }

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use gateway_core::compile::{Options, compile};
+use gateway_core::ir::{AppProtocol, Ir};
 use gateway_core::model::{Condition, Resource, Snapshot};
 
 /// Reads multi-document YAML into a snapshot, as the file source does (default namespace
@@ -144,20 +145,52 @@ fn seed_demo_compiles_with_every_listener_programmed() {
             (50051, "Tls".to_owned()),
         ]
     );
-    let summary = ir.summary().to_string();
     // GRPCRoute backends speak h2c although the Service says nothing about HTTP/2.
-    assert!(
-        summary.contains("Service demo/grpc-hello-service:50051 H2c weight 1 -> [127.0.0.1:50052]"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("Service demo/tcp-udp-service:8080 Tcp weight 1 -> [127.0.0.1:9000]"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("Service demo/tcp-udp-service:8081 Udp weight 1 -> [127.0.0.1:9000]"),
-        "{summary}"
-    );
+    let backends = service_backends(&ir);
+    for expected in [
+        (
+            "demo/grpc-hello-service",
+            50051,
+            AppProtocol::H2c,
+            "127.0.0.1:50052",
+        ),
+        (
+            "demo/tcp-udp-service",
+            8080,
+            AppProtocol::Tcp,
+            "127.0.0.1:9000",
+        ),
+        (
+            "demo/tcp-udp-service",
+            8081,
+            AppProtocol::Udp,
+            "127.0.0.1:9000",
+        ),
+    ] {
+        assert!(
+            backends.contains(&(
+                expected.0.to_owned(),
+                expected.1,
+                expected.2,
+                vec![expected.3.to_owned()]
+            )),
+            "{expected:?} in {backends:?}"
+        );
+    }
+}
+
+/// Every Service backend the Ir forwards to: `namespace/name`, port, protocol, endpoints.
+fn service_backends(ir: &Ir) -> Vec<(String, u16, AppProtocol, Vec<String>)> {
+    ir.service_backends()
+        .map(|s| {
+            (
+                format!("{}/{}", s.service.namespace, s.service.name),
+                s.port,
+                s.protocol,
+                s.endpoints.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect()
 }
 
 #[test]

@@ -55,13 +55,73 @@ impl LoadOptions {
 /// Every problem found (unreadable files, YAML or JSON syntax, fields of the wrong shape,
 /// unknown versions, an object defined twice), not just the first.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Snapshot, LoadError> {
+    load_cached(path, options, &mut ParseCache::default())
+}
+
+/// What each file held when it was last parsed, so that a reload parses only the files whose
+/// text changed (a one-route edit beside a file of thousands of routes parses one small file).
+/// Files are still all read and compared: text, not timestamps, decides, so an edit within a
+/// timestamp's granularity is never missed.
+#[derive(Debug, Default)]
+pub(crate) struct ParseCache {
+    files: HashMap<PathBuf, Parsed>,
+    /// How many files the last load parsed (the others were unchanged).
+    pub(crate) parsed_last: usize,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    text: String,
+    problems: Vec<Problem>,
+    objects: Vec<(Resource, Place)>,
+}
+
+/// [`load`], reusing what `cache` parsed of files whose text is unchanged, and keeping what
+/// it parses now for the next load (files that are gone are forgotten).
+pub(crate) fn load_cached(
+    path: &Path,
+    options: &LoadOptions,
+    cache: &mut ParseCache,
+) -> Result<Snapshot, LoadError> {
     let mut loader = Loader {
         problems: Vec::new(),
         objects: Vec::new(),
     };
+    let mut next = HashMap::new();
+    cache.parsed_last = 0;
     for file in loader.files(path) {
-        loader.load_file(&file);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            // Removed between listing and reading: the next reload sees the folder as it is.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                loader
+                    .problems
+                    .push(Problem::file(&file, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let parsed = match cache.files.remove(&file) {
+            Some(parsed) if parsed.text == text => parsed,
+            _ => {
+                cache.parsed_last += 1;
+                let mut one = Loader {
+                    problems: Vec::new(),
+                    objects: Vec::new(),
+                };
+                one.load_text(&file, &text);
+                Parsed {
+                    text,
+                    problems: one.problems,
+                    objects: one.objects,
+                }
+            }
+        };
+        loader.problems.extend(parsed.problems.iter().cloned());
+        loader.objects.extend(parsed.objects.iter().cloned());
+        next.insert(file, parsed);
     }
+    cache.files = next;
     finish(loader, options)
 }
 
@@ -305,20 +365,6 @@ impl Loader {
                     .push(Problem::file(&path, format!("cannot read: {e}"))),
             }
         }
-    }
-
-    fn load_file(&mut self, file: &Path) {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            // Removed between listing and reading: the next reload sees the folder as it is.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                self.problems
-                    .push(Problem::file(file, format!("cannot read: {e}")));
-                return;
-            }
-        };
-        self.load_text(file, &text);
     }
 
     fn load_text(&mut self, file: &Path, text: &str) {
@@ -613,6 +659,59 @@ fn deserialize_json(kind: ResourceKind, text: &str) -> Result<Resource, ParseFai
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn route_yaml(name: &str) -> String {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\n\
+             spec: {{parentRefs: [{{name: gw}}]}}\n"
+        )
+    }
+
+    #[test]
+    fn a_reload_parses_only_the_files_whose_text_changed_and_loads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let many: String = (0..50)
+            .map(|i| format!("---\n{}", route_yaml(&format!("r{i}"))))
+            .collect();
+        std::fs::write(root.join("many.yaml"), &many).unwrap();
+        std::fs::write(root.join("one.yaml"), route_yaml("one")).unwrap();
+        let options = LoadOptions::default();
+        let mut cache = ParseCache::default();
+        let first = load_cached(root, &options, &mut cache).unwrap();
+        assert_eq!(cache.parsed_last, 2);
+        assert_eq!(first.http_routes.len(), 51);
+
+        // An edit to the small file: only it is parsed, and the result is what a fresh load gives.
+        std::fs::write(root.join("one.yaml"), route_yaml("changed")).unwrap();
+        std::fs::write(root.join("new.yaml"), route_yaml("new")).unwrap();
+        let second = load_cached(root, &options, &mut cache).unwrap();
+        assert_eq!(cache.parsed_last, 2, "one.yaml and new.yaml, not many.yaml");
+        assert_eq!(second, load(root, &options).unwrap());
+        assert!(
+            second
+                .http_routes
+                .iter()
+                .any(|r| r.metadata.name == "changed")
+        );
+
+        // Nothing changed: nothing parsed. A file removed: its objects are gone.
+        load_cached(root, &options, &mut cache).unwrap();
+        assert_eq!(cache.parsed_last, 0);
+        std::fs::remove_file(root.join("new.yaml")).unwrap();
+        let third = load_cached(root, &options, &mut cache).unwrap();
+        assert_eq!(cache.parsed_last, 0);
+        assert_eq!(third.http_routes.len(), 51);
+        assert_eq!(third, load(root, &options).unwrap());
+
+        // A file that breaks keeps its problems while unchanged, and they name it.
+        std::fs::write(root.join("one.yaml"), "kind: [").unwrap();
+        let broken = load_cached(root, &options, &mut cache).unwrap_err();
+        let again = load_cached(root, &options, &mut cache).unwrap_err();
+        assert_eq!(cache.parsed_last, 0);
+        assert_eq!(broken, again);
+        assert!(broken.to_string().contains("one.yaml"), "{broken}");
+    }
 
     #[test]
     fn folder_walk_skips_hidden_temp_and_other_files() {

@@ -1,7 +1,8 @@
 //! [`FileSource`]: a [`ConfigSource`] that reloads a file or folder when it changes.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use gateway_core::model::Snapshot;
@@ -11,7 +12,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, LoadError};
-use crate::load::{LoadOptions, load};
+use crate::load::{LoadOptions, ParseCache, is_manifest_file, load_cached};
 
 /// Quiet period after the last file-system event before a reload, by default.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -49,6 +50,8 @@ pub struct FileSource {
     pending: bool,
     last: Option<Arc<Snapshot>>,
     errors: watch::Sender<Option<Arc<LoadError>>>,
+    /// What each file held when last parsed: a reload parses only the files that changed.
+    cache: Arc<Mutex<ParseCache>>,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -75,9 +78,14 @@ impl FileSource {
     pub fn new(path: impl Into<PathBuf>) -> Result<FileSource, Error> {
         let path = path.into();
         let (tx, changes) = mpsc::channel(1);
+        // Watching one file means watching its folder: only events about that file count.
+        let single_file = std::fs::metadata(&path)
+            .is_ok_and(|m| !m.is_dir())
+            .then(|| path.file_name().map(ToOwned::to_owned))
+            .flatten();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
             let relevant = match event {
-                Ok(event) => is_relevant(&event),
+                Ok(event) => is_relevant(&event, single_file.as_deref()),
                 Err(error) => {
                     // Events may have been lost (a queue overflow, a watch removed): a
                     // reload reads the truth again.
@@ -120,6 +128,7 @@ impl FileSource {
             pending: false,
             last: None,
             errors,
+            cache: Arc::default(),
         })
     }
 
@@ -166,7 +175,15 @@ impl FileSource {
         let path = self.path.clone();
         let options = self.options.clone();
         let last = self.last.clone();
-        let reload = move || match load(&path, &options) {
+        let cache = self.cache.clone();
+        let reload = move || {
+            // Reloads run one at a time (`next` awaits each); the lock is never contended.
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let loaded = load_cached(&path, &options, &mut cache);
+            drop(cache);
+            loaded
+        };
+        let reload = move || match reload() {
             Err(error) => Reloaded::Failed(error),
             Ok(snapshot) if !changed_anyway && last.as_deref() == Some(&snapshot) => {
                 Reloaded::Unchanged
@@ -287,20 +304,37 @@ fn watch_folder_of(file: &Path) -> PathBuf {
     }
 }
 
-/// Whether a file-system event is worth a reload; runs on the watcher's thread.
-///
-/// Hidden files count: a ConfigMap mount changes its files by swapping the hidden `..data`
-/// symlink. Changes to files that are not manifests cost a reload that yields the same
-/// snapshot, which is then not returned.
-fn is_relevant(event: &Event) -> bool {
+/// Whether a file-system event is worth a reload; runs on the watcher's thread. `file` is the
+/// name of the one file watched, `None` when a folder is.
+fn is_relevant(event: &Event, file: Option<&OsStr>) -> bool {
     if event.need_rescan() {
         return true;
     }
-    let worth = || event.paths.is_empty() || event.paths.iter().any(|p| !is_editor_leftover(p));
+    let worth = || event.paths.is_empty() || event.paths.iter().any(|p| can_matter(p, file));
     match event.kind {
         // Our own reads open files; only a write that completes counts.
         EventKind::Access(kind) => kind == AccessKind::Close(AccessMode::Write) && worth(),
         _ => worth(),
+    }
+}
+
+/// Whether a change to `path` can change what loads: a manifest (by its extension; when one
+/// file is watched, that file), a name starting with `..` (a ConfigMap mount changes its files
+/// by swapping the hidden `..data` symlink), or a folder (one created or removed may hold
+/// manifests). Other neighbours do not count: a log file written next to the manifests would
+/// otherwise keep the debounce from ever settling, and no reload would happen while it grows.
+fn can_matter(path: &Path, file: Option<&OsStr>) -> bool {
+    if is_editor_leftover(path) {
+        return false;
+    }
+    let name = path.file_name();
+    if name.is_some_and(|n| n.to_string_lossy().starts_with("..")) {
+        return true;
+    }
+    match file {
+        Some(target) => name == Some(target),
+        // A path without an extension may be a folder that is gone already.
+        None => is_manifest_file(path) || path.extension().is_none() || path.is_dir(),
     }
 }
 
@@ -328,32 +362,66 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_neighbour_of_the_manifests_is_not_a_change() {
+        let write = EventKind::Modify(ModifyKind::Any);
+        assert!(!is_relevant(&event(write, "/m/gateway.log"), None));
+        assert!(!is_relevant(&event(write, "/m/notes.md"), None));
+        // A rename into place from a hidden temporary file counts by its new name.
+        let rename = Event::new(EventKind::Modify(ModifyKind::Any))
+            .add_path(PathBuf::from("/m/.route.tmp"))
+            .add_path(PathBuf::from("/m/route.yaml"));
+        assert!(is_relevant(&rename, None));
+        // A folder, present or gone.
+        assert!(is_relevant(
+            &event(
+                EventKind::Remove(notify::event::RemoveKind::Any),
+                "/m/team-a"
+            ),
+            None
+        ));
+        // One file watched: only it, and the ConfigMap swap, count.
+        let name = OsStr::new("gateway.conf");
+        assert!(is_relevant(&event(write, "/m/gateway.conf"), Some(name)));
+        assert!(is_relevant(
+            &event(EventKind::Create(CreateKind::File), "/m/..data"),
+            Some(name)
+        ));
+        assert!(!is_relevant(&event(write, "/m/other.yaml"), Some(name)));
+    }
+
+    #[test]
     fn relevant_events() {
-        assert!(is_relevant(&event(
-            EventKind::Modify(ModifyKind::Any),
-            "/m/a.yaml"
-        )));
-        assert!(is_relevant(&event(
-            EventKind::Create(CreateKind::File),
-            "/m/..data"
-        )));
-        assert!(is_relevant(&event(
-            EventKind::Access(AccessKind::Close(AccessMode::Write)),
-            "/m/a.yaml"
-        )));
+        assert!(is_relevant(
+            &event(EventKind::Modify(ModifyKind::Any), "/m/a.yaml"),
+            None,
+        ));
+        assert!(is_relevant(
+            &event(EventKind::Create(CreateKind::File), "/m/..data"),
+            None,
+        ));
+        assert!(is_relevant(
+            &event(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                "/m/a.yaml"
+            ),
+            None,
+        ));
         // Our own reads.
-        assert!(!is_relevant(&event(
-            EventKind::Access(AccessKind::Open(AccessMode::Any)),
-            "/m/a.yaml"
-        )));
-        assert!(!is_relevant(&event(
-            EventKind::Modify(ModifyKind::Any),
-            "/m/.a.yaml.swp"
-        )));
-        assert!(!is_relevant(&event(
-            EventKind::Create(CreateKind::File),
-            "/m/a.yaml~"
-        )));
+        assert!(!is_relevant(
+            &event(
+                EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                "/m/a.yaml"
+            ),
+            None,
+        ));
+        assert!(!is_relevant(
+            &event(EventKind::Modify(ModifyKind::Any), "/m/.a.yaml.swp"),
+            None,
+        ));
+        assert!(!is_relevant(
+            &event(EventKind::Create(CreateKind::File), "/m/a.yaml~"),
+            None,
+        ));
     }
 
     #[test]

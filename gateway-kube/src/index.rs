@@ -313,19 +313,31 @@ fn name_of(resource: &Resource) -> (String, String) {
 
 /// Reads one object from the API into the core model, without what changes on every write
 /// and is not configuration: `status` (our own writes would otherwise come back as changes),
-/// `resourceVersion` and `managedFields`. A Service keeps its `status`: nobody here writes
-/// it, and its `loadBalancer.ingress` is the address of a Gateway's provisioned Service.
+/// `resourceVersion` and `managedFields`. A Service keeps its `status` and `managedFields`:
+/// nobody here writes its status, whose `loadBalancer.ingress` is the address of a Gateway's
+/// provisioned Service, and the time our field manager last changed it dates the load
+/// balancer's answers (see [`crate::ServiceOptions::plan`]).
 ///
 /// An object that does not read is logged and left out, as the API server would not have
 /// accepted it unless its CRD's schema differs from the model (a newer Gateway API release).
 pub(crate) fn convert(kind: ResourceKind, mut value: Value) -> Option<Resource> {
+    // Of the warning Events about Services, only the load balancers' refusals matter
+    // (`ServiceOptions::plan`); keeping the others would only wake the control loop.
+    if kind == ResourceKind::Event {
+        let reason = value.get("reason").and_then(Value::as_str).unwrap_or("");
+        if !crate::LOAD_BALANCER_FAILURE_REASONS.contains(&reason) {
+            return None;
+        }
+    }
     if let Some(object) = value.as_object_mut() {
         if kind != ResourceKind::Service {
             object.remove("status");
         }
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
-            meta.remove("managedFields");
+            if kind != ResourceKind::Service {
+                meta.remove("managedFields");
+            }
         }
     }
     let name = || {

@@ -5,12 +5,20 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 /// The kinds watched as whole collections: every kind but Secrets and ConfigMaps, which are
 /// watched one by one, for the objects Gateways and BackendTLSPolicies name (see
-/// [`crate::SecretSelection`]).
+/// [`crate::SecretSelection`]), and Events, watched only by a source that provisions
+/// Services, and only those of [`SERVICE_WARNINGS`].
 pub(crate) fn watched() -> impl Iterator<Item = ResourceKind> {
-    ResourceKind::ALL
-        .into_iter()
-        .filter(|kind| !matches!(kind, ResourceKind::Secret | ResourceKind::ConfigMap))
+    ResourceKind::ALL.into_iter().filter(|kind| {
+        !matches!(
+            kind,
+            ResourceKind::Secret | ResourceKind::ConfigMap | ResourceKind::Event
+        )
+    })
 }
+
+/// The field selector of the Events watch: warnings about Services, where load balancers
+/// report what they could not do (the API server filters; these are rare).
+pub(crate) const SERVICE_WARNINGS: &str = "involvedObject.kind=Service,type=Warning";
 
 /// Whether a cluster may lack the kind's CRD without anything being wrong: the experimental
 /// and recently graduated kinds. A missing CRD of any other kind is logged as an error, but
@@ -134,6 +142,7 @@ mod tests {
                 "services",
                 "endpointslices",
                 "namespaces",
+                "events",
             ]
         );
     }

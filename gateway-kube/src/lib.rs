@@ -19,6 +19,10 @@
 //! # }
 //! ```
 //!
+//! The binary that embeds this crate chooses the Kubernetes API version, as k8s-openapi asks:
+//! `k8s-openapi = { version = "0.29", default-features = false, features = ["latest"] }` (or a
+//! `v1_*` feature) among its own dependencies.
+//!
 //! `kube` and `k8s-openapi` stay inside this crate: objects are read as JSON straight into
 //! [`gateway_core::model`], and status is written from [`gateway_core::status::Status`].
 //! Everything takes a [`kube::Client`], so the same code runs in a cluster, from a kubeconfig,
@@ -66,8 +70,8 @@ pub use error::Error;
 pub use kube;
 pub use leader::{DEFAULT_LEASE_DURATION, LeaderElector, Leadership, LeaseOptions};
 pub use provision::{
-    DesiredService, GATEWAY_NAME_LABEL, MANAGED_BY_LABEL, ProvisionStats, ServiceOptions,
-    ServicePlan, ServiceProvisioner, parse_selector, service_name,
+    DesiredService, GATEWAY_NAME_LABEL, LOAD_BALANCER_FAILURE_REASONS, MANAGED_BY_LABEL,
+    ProvisionStats, ServiceOptions, ServicePlan, ServiceProvisioner, parse_selector, service_name,
 };
 pub use source::{
     DEFAULT_ABSENT_RECHECK, DEFAULT_QUIET_PERIOD, KubeSource, KubeSourceOptions, SecretSelection,

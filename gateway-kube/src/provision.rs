@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use gateway_core::compile::{AssignedAddresses, Options};
 use gateway_core::model::{
-    GATEWAY_GROUP, Gateway, GatewayStatusAddress, IntOrString, ObjectKey, ObjectMeta,
+    Event, GATEWAY_GROUP, Gateway, GatewayStatusAddress, IntOrString, ObjectKey, ObjectMeta,
     OwnerReference, ResourceKind, Service, ServicePort, ServiceSpec, Snapshot,
 };
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -143,6 +143,8 @@ impl ServiceOptions {
         let is_managed =
             |service: &Service| service.metadata.labels.get(MANAGED_BY_LABEL) == Some(&managed_by);
 
+        let field_manager = self.field_manager();
+        let refusals = Refusals::new(&snapshot.events);
         let mut plan = ServicePlan::default();
         let mut wanted = BTreeSet::new();
         for gateway in &snapshot.gateways {
@@ -183,32 +185,75 @@ impl ServiceOptions {
             };
             wanted.insert((namespace.to_owned(), name.clone()));
             let addresses = existing.map(ingress_addresses).unwrap_or_default();
-            let assigned = if self.bind_load_balancer_addresses {
-                let ip = addresses
+            let bind_ip = addresses
+                .iter()
+                .filter(|a| a.type_.as_deref() == Some("IPAddress"))
+                .find_map(|a| a.value.parse::<IpAddr>().ok())
+                .filter(|_| self.bind_load_balancer_addresses);
+            if let Some(ip) = bind_ip {
+                plan.gateway_addresses.insert(gateway_key.clone(), ip);
+            }
+            // In the lab mode only an IP address serves: the listeners bind it.
+            let has_address = if self.bind_load_balancer_addresses {
+                bind_ip.is_some()
+            } else {
+                !addresses.is_empty()
+            };
+            let requested = requested_addresses(gateway);
+            let service_ref = format!("{namespace}/{name}");
+            let mut assigned = if has_address {
+                let missing: Vec<String> = requested
                     .iter()
-                    .filter(|a| a.type_.as_deref() == Some("IPAddress"))
-                    .find_map(|a| a.value.parse::<IpAddr>().ok());
-                match ip {
-                    Some(ip) => {
-                        plan.gateway_addresses.insert(gateway_key.clone(), ip);
-                        AssignedAddresses {
-                            serve_while_waiting: false,
-                            ..AssignedAddresses::assigned(addresses)
-                        }
+                    .filter(|ip| !addresses.iter().any(|a| a.value.parse() == Ok(**ip)))
+                    .map(IpAddr::to_string)
+                    .collect();
+                if missing.is_empty() {
+                    AssignedAddresses::assigned(addresses)
+                } else {
+                    let given: Vec<&str> = addresses.iter().map(|a| a.value.as_str()).collect();
+                    let only_one = if requested.len() > 1 {
+                        " (a LoadBalancer Service requests one address, the first)"
+                    } else {
+                        ""
+                    };
+                    AssignedAddresses::unusable(
+                        addresses.clone(),
+                        format!(
+                            "requested {} not assigned to Service {service_ref}{only_one}; the \
+                             load balancer gave {}",
+                            missing.join(", "),
+                            given.join(", ")
+                        ),
+                    )
+                }
+            } else {
+                let refusal = existing.and_then(|s| refusals.latest(s, &field_manager));
+                match refusal {
+                    Some(event) if !requested.is_empty() => AssignedAddresses::unusable(
+                        Vec::new(),
+                        format!(
+                            "the load balancer refused Service {service_ref} the requested \
+                             address {}: {}: {}",
+                            requested[0], event.reason, event.message
+                        ),
+                    ),
+                    Some(event) => AssignedAddresses::waiting(format!(
+                        "the load balancer gave Service {service_ref} no address: {}: {}",
+                        event.reason, event.message
+                    )),
+                    None if self.bind_load_balancer_addresses => {
+                        AssignedAddresses::waiting(format!(
+                            "waiting for the load balancer to assign an IP address to Service \
+                             {service_ref}; the listeners bind it"
+                        ))
                     }
-                    None => waiting(format!(
-                        "waiting for the load balancer to assign an IP address to Service \
-                         {namespace}/{name}; the listeners bind it"
+                    None => AssignedAddresses::waiting(format!(
+                        "waiting for the load balancer to assign an address to Service \
+                         {service_ref}"
                     )),
                 }
-            } else if addresses.is_empty() {
-                waiting(format!(
-                    "waiting for the load balancer to assign an address to Service \
-                     {namespace}/{name}"
-                ))
-            } else {
-                AssignedAddresses::assigned(addresses)
             };
+            assigned.serve_while_waiting = !self.bind_load_balancer_addresses;
             plan.assigned_addresses.insert(gateway_key, assigned);
             plan.services.push(DesiredService {
                 gateway: GatewayRef {
@@ -299,14 +344,7 @@ impl ServiceOptions {
         };
         // The first requested IPAddress: deprecated upstream, still honoured by MetalLB and
         // several cloud load balancers.
-        let load_balancer_ip = gateway
-            .spec
-            .addresses
-            .iter()
-            .filter(|a| a.type_.as_deref().unwrap_or("IPAddress") == "IPAddress")
-            .filter_map(|a| a.value.as_deref())
-            .find_map(|v| v.parse::<IpAddr>().ok())
-            .map(|ip| ip.to_string());
+        let load_balancer_ip = requested_addresses(gateway).first().map(IpAddr::to_string);
         Ok(Service {
             api_version: "v1".to_owned(),
             kind: "Service".to_owned(),
@@ -444,6 +482,77 @@ fn owner_gateway(service: &Service) -> Option<&str> {
                 .get(GATEWAY_NAME_LABEL)
                 .map(String::as_str)
         })
+}
+
+/// The IP addresses a Gateway requests (`spec.addresses` of type `IPAddress` with a value), in
+/// order. Entries of other types make compile refuse the Gateway; empty values ask for any.
+fn requested_addresses(gateway: &Gateway) -> Vec<IpAddr> {
+    gateway
+        .spec
+        .addresses
+        .iter()
+        .filter(|a| a.type_.as_deref().unwrap_or("IPAddress") == "IPAddress")
+        .filter_map(|a| a.value.as_deref())
+        .filter_map(|v| v.parse::<IpAddr>().ok())
+        .collect()
+}
+
+/// The `reason`s of the warning Events with which load balancers say they could not give a
+/// Service an address: MetalLB's controller (`AllocationFailed`: the address is outside every
+/// pool, or taken) and the cloud-provider service controller that every cloud's controller
+/// manager runs (`SyncLoadBalancerFailed`).
+pub const LOAD_BALANCER_FAILURE_REASONS: &[&str] = &["AllocationFailed", "SyncLoadBalancerFailed"];
+
+/// The load balancers' refusals in a snapshot's Events, by Service.
+struct Refusals<'a> {
+    by_service: HashMap<(&'a str, &'a str), Vec<&'a Event>>,
+}
+
+impl<'a> Refusals<'a> {
+    fn new(events: &'a [Event]) -> Self {
+        let mut by_service: HashMap<(&str, &str), Vec<&Event>> = HashMap::new();
+        for event in events {
+            let object = &event.involved_object;
+            if object.kind == "Service"
+                && event.type_ == "Warning"
+                && LOAD_BALANCER_FAILURE_REASONS.contains(&event.reason.as_str())
+            {
+                by_service
+                    .entry((object.namespace.as_str(), object.name.as_str()))
+                    .or_default()
+                    .push(event);
+            }
+        }
+        Refusals { by_service }
+    }
+
+    /// The latest refusal about `service` as it is now: about this very object (its UID), and
+    /// seen no earlier than our field manager last changed what it applies (seconds
+    /// precision, so a refusal of the previous spec in that same second still counts until
+    /// the load balancer answers again). A Service whose `managedFields` say nothing of us
+    /// counts every refusal.
+    fn latest(&self, service: &Service, field_manager: &str) -> Option<&'a Event> {
+        let key = (service.metadata.namespace(), service.metadata.name.as_str());
+        let applied_at = service
+            .metadata
+            .managed_fields
+            .iter()
+            .filter(|m| m.manager == field_manager && m.subresource.is_empty())
+            .filter_map(|m| m.time.as_deref())
+            .filter_map(gateway_core::model::parse_rfc3339)
+            .max();
+        self.by_service
+            .get(&key)?
+            .iter()
+            .filter(|e| match (&e.involved_object.uid, &service.metadata.uid) {
+                (Some(event), Some(service)) => event == service,
+                _ => true,
+            })
+            .filter_map(|e| Some((e.last_seen()?, *e)))
+            .filter(|(seen, _)| applied_at.is_none_or(|at| *seen >= at))
+            .max_by_key(|(seen, _)| *seen)
+            .map(|(_, e)| e)
+    }
 }
 
 /// `status.loadBalancer.ingress` as Gateway status addresses: each entry's IP (`IPAddress`),
@@ -914,6 +1023,168 @@ mod tests {
             label_value(&format!("example.com/{}a", "n".repeat(120))),
             label_value(&format!("example.com/{}b", "n".repeat(120)))
         );
+    }
+
+    /// A snapshot with our class, Gateway `shop/web` requesting `requested` (if any), its
+    /// Service as the API has it (`service` merged over what we apply) and `events`.
+    fn refusal_snapshot(
+        requested: Option<&str>,
+        service: serde_json::Value,
+        events: &[serde_json::Value],
+    ) -> Snapshot {
+        use gateway_core::model::Resource;
+        let mut gateway = serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "g-1"},
+            "spec": {"gatewayClassName": "gw",
+                     "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}});
+        if let Some(ip) = requested {
+            gateway["spec"]["addresses"] = serde_json::json!([{"type": "IPAddress", "value": ip}]);
+        }
+        let class = serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": "gw"}, "spec": {"controllerName": "example.com/gateway"}});
+        let mut snapshot = Snapshot::default();
+        for doc in [class, gateway] {
+            snapshot.extend(Resource::from_json(doc).unwrap());
+        }
+        let options = ServiceOptions::new("example.com/gateway");
+        let mut applied =
+            serde_json::to_value(&options.plan(&snapshot).services[0].service).unwrap();
+        applied["metadata"]["uid"] = serde_json::json!("s-1");
+        json_merge(&mut applied, service);
+        snapshot.extend(Resource::from_json(applied).unwrap());
+        for event in events {
+            snapshot.extend(Resource::from_json(event.clone()).unwrap());
+        }
+        snapshot
+    }
+
+    fn json_merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+        match (target, patch) {
+            (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
+                for (k, v) in patch {
+                    json_merge(target.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (target, patch) => *target = patch,
+        }
+    }
+
+    fn refusal(reason: &str, uid: &str, last: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("web-gw.{last}"), "namespace": "shop"},
+            "involvedObject": {"kind": "Service", "namespace": "shop", "name": "web-gw", "uid": uid},
+            "type": "Warning", "reason": reason,
+            "message": "Failed to allocate IP for \"shop/web-gw\": [\"192.0.2.1\"] is not allowed in config",
+            "lastTimestamp": last})
+    }
+
+    /// Our field manager's entry, last changed at `time`.
+    fn applied_at(time: &str) -> serde_json::Value {
+        serde_json::json!({"metadata": {"managedFields": [
+            {"manager": "example.com/gateway", "operation": "Apply", "time": time},
+            {"manager": "metallb-controller", "operation": "Update", "subresource": "status",
+             "time": "2026-12-03T17:00:00Z"}]}})
+    }
+
+    fn assigned(snapshot: &Snapshot) -> AssignedAddresses {
+        let plan = ServiceOptions::new("example.com/gateway").plan(snapshot);
+        plan.assigned_addresses[&("shop".to_owned(), "web".to_owned())].clone()
+    }
+
+    #[test]
+    fn a_refused_requested_address_is_unusable_with_the_load_balancers_words() {
+        let snapshot = refusal_snapshot(
+            Some("192.0.2.1"),
+            applied_at("2026-12-03T16:00:00Z"),
+            &[refusal("AllocationFailed", "s-1", "2026-12-03T16:00:00Z")],
+        );
+        let got = assigned(&snapshot);
+        let why = got.unusable.as_deref().expect("unusable");
+        assert!(why.contains("192.0.2.1"), "{why}");
+        assert!(
+            why.contains("AllocationFailed: Failed to allocate IP"),
+            "{why}"
+        );
+        assert!(why.contains("Service shop/web-gw"), "{why}");
+        assert!(got.addresses.is_empty());
+        // The same refusal without a request: still waiting, with the reason.
+        let snapshot = refusal_snapshot(
+            None,
+            applied_at("2026-12-03T16:00:00Z"),
+            &[refusal(
+                "SyncLoadBalancerFailed",
+                "s-1",
+                "2026-12-03T16:00:01Z",
+            )],
+        );
+        let got = assigned(&snapshot);
+        assert_eq!(got.unusable, None);
+        assert!(
+            got.waiting.contains("SyncLoadBalancerFailed"),
+            "{}",
+            got.waiting
+        );
+    }
+
+    #[test]
+    fn refusals_of_an_earlier_spec_another_service_or_another_reason_do_not_count() {
+        for (events, case) in [
+            // Before our last apply: it answered the previous spec.
+            (
+                vec![refusal("AllocationFailed", "s-1", "2026-12-03T15:59:59Z")],
+                "older",
+            ),
+            // A Service of the same name that was deleted.
+            (
+                vec![refusal("AllocationFailed", "s-0", "2026-12-03T16:00:05Z")],
+                "other uid",
+            ),
+            (
+                vec![refusal(
+                    "FailedToUpdateEndpoint",
+                    "s-1",
+                    "2026-12-03T16:00:05Z",
+                )],
+                "other reason",
+            ),
+        ] {
+            let snapshot = refusal_snapshot(
+                Some("192.0.2.1"),
+                applied_at("2026-12-03T16:00:00Z"),
+                &events,
+            );
+            let got = assigned(&snapshot);
+            assert_eq!(got.unusable, None, "{case}");
+            assert!(got.is_waiting(), "{case}");
+            assert!(
+                got.waiting.starts_with("waiting for the load balancer"),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_address_other_than_the_requested_one_is_unusable_but_reported() {
+        let given =
+            serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}});
+        let got = assigned(&refusal_snapshot(Some("192.0.2.1"), given.clone(), &[]));
+        assert_eq!(got.addresses.len(), 1);
+        assert_eq!(got.addresses[0].value, "203.0.113.7");
+        let why = got.unusable.as_deref().expect("unusable");
+        assert!(why.contains("requested 192.0.2.1 not assigned"), "{why}");
+        // Given what was requested: assigned, and an old refusal no longer matters.
+        let given =
+            serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}});
+        let got = assigned(&refusal_snapshot(
+            Some("192.0.2.1"),
+            given,
+            &[refusal("AllocationFailed", "s-1", "2026-12-03T16:00:00Z")],
+        ));
+        assert_eq!(got, AssignedAddresses::assigned(got.addresses.clone()));
+        assert_eq!(got.addresses[0].value, "192.0.2.1");
     }
 
     #[test]

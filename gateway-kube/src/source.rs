@@ -8,6 +8,7 @@ use gateway_core::model::{ObjectKey, ResourceKind, Snapshot};
 use gateway_core::source::ConfigSource;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::utils::Backoff as _;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -54,6 +55,12 @@ pub struct KubeSourceOptions {
     pub secrets: SecretSelection,
     /// How often a kind whose CRD is not installed is looked for again.
     pub absent_recheck: Duration,
+    /// Whether warning Events about Services are watched too (`fieldSelector`
+    /// `involvedObject.kind=Service,type=Warning`; RBAC `list`/`watch` on `events`), for a
+    /// controller that provisions each Gateway's Service: they carry the load balancer's
+    /// refusals ([`ServiceOptions::plan`](crate::ServiceOptions::plan)). Only Events of
+    /// [`LOAD_BALANCER_FAILURE_REASONS`](crate::LOAD_BALANCER_FAILURE_REASONS) are kept.
+    pub service_events: bool,
 }
 
 impl KubeSourceOptions {
@@ -66,6 +73,7 @@ impl KubeSourceOptions {
             quiet_period: DEFAULT_QUIET_PERIOD,
             secrets: SecretSelection::Referenced,
             absent_recheck: DEFAULT_ABSENT_RECHECK,
+            service_events: false,
         }
     }
 }
@@ -75,8 +83,9 @@ type Message = (WatchId, Change);
 /// A [`ConfigSource`] over the Kubernetes API.
 ///
 /// It watches GatewayClasses, Gateways, ListenerSets, the five Route kinds, ReferenceGrants,
-/// BackendTLSPolicies, Services, EndpointSlices and Namespaces in every namespace, and the
-/// Secrets and ConfigMaps chosen by [`SecretSelection`]. Gateway API kinds are read in the
+/// BackendTLSPolicies, Services, EndpointSlices and Namespaces in every namespace, the
+/// Secrets and ConfigMaps chosen by [`SecretSelection`], and, with
+/// [`KubeSourceOptions::service_events`], warning Events about Services. Gateway API kinds are read in the
 /// newest version the cluster serves (`v1` first, then older versions); a kind whose CRD is
 /// not installed counts as "none of them" (logged once, looked for again every
 /// [`KubeSourceOptions::absent_recheck`]).
@@ -154,6 +163,10 @@ impl KubeSource {
         self.started = true;
         for kind in kinds::watched() {
             self.spawn(WatchId::Kind(kind), watcher::Config::default());
+        }
+        if self.options.service_events {
+            let config = watcher::Config::default().fields(kinds::SERVICE_WARNINGS);
+            self.spawn(WatchId::Kind(ResourceKind::Event), config);
         }
         if let SecretSelection::LabelSelector(selector) = &self.options.secrets {
             let config = watcher::Config::default().labels(selector);
@@ -286,7 +299,10 @@ impl WatchTask {
     async fn run(self) {
         let kind = self.id.kind();
         let mut absent_logged = false;
-        let mut backoff = Backoff::default();
+        // The watchers' own policy (kube-runtime: 0.8 s doubling to 30 s, with jitter), so
+        // that finding the version and watching back off alike.
+        let mut backoff = watcher::DefaultBackoff::default();
+        let mut failing = false;
         loop {
             let resolved = tokio::select! {
                 () = self.stop.cancelled() => return,
@@ -294,7 +310,8 @@ impl WatchTask {
             };
             match resolved {
                 Ok(Some(ar)) => {
-                    backoff = Backoff::default();
+                    backoff.reset();
+                    failing = false;
                     absent_logged = false;
                     if !self.watch(&ar).await {
                         return;
@@ -319,8 +336,9 @@ impl WatchTask {
                     }
                 }
                 Err(error) => {
-                    let first = backoff.is_fresh();
-                    let delay = backoff.next();
+                    let first = !failing;
+                    failing = true;
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(30));
                     // Once per outage at warn level: every kind fails alike.
                     if first {
                         tracing::warn!(%kind, %error, "cannot reach the API to find the served version; retrying with backoff");
@@ -394,28 +412,6 @@ fn to_json(object: DynamicObject, ar: &ApiResource) -> Value {
         map.insert("kind".into(), Value::String(ar.kind.clone()));
     }
     value
-}
-
-/// Exponential backoff between 500 ms and 30 s.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff(Duration::from_millis(500))
-    }
-}
-
-impl Backoff {
-    fn is_fresh(&self) -> bool {
-        self.0 == Backoff::default().0
-    }
-
-    fn next(&mut self) -> Duration {
-        let now = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(30));
-        now
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: bench_gateway <manifests.yaml>")?;
+    #[allow(clippy::disallowed_methods, reason = "startup, before the runtime")]
     let yaml = std::fs::read_to_string(&path)?;
     let snapshot = gateway_file::load_str(Path::new(&path), &yaml, &Default::default())?;
     let (ir, status) = gateway_core::compile::compile(&snapshot, &Default::default());

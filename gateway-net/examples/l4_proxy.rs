@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: l4_proxy MANIFEST.yaml")?;
+    #[allow(clippy::disallowed_methods, reason = "startup, before the runtime")]
     let text = std::fs::read_to_string(&path)?;
     let snapshot = gateway_file::load_str(Path::new(&path), &text, &Default::default())?;
     let (ir, status) = compile(&snapshot, &Options::default());

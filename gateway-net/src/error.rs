@@ -15,7 +15,4 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A listener's TLS configuration could not be built from its certificates.
-    #[error("TLS configuration: {0}")]
-    Tls(String),
 }

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use gateway_core::ir::{Ir, ListenerId};
-use gateway_core::model::{Condition, ListenerStatus};
+use gateway_core::model::{Condition, ConditionType, ListenerStatus, Reason};
 use gateway_core::status::Status;
 
 /// Why a listener left out of a socket's configuration is not served.
@@ -105,9 +105,9 @@ impl ApplyReport {
                 IssueKind::InvalidCertificate => {
                     set(
                         &mut listener.conditions,
-                        "ResolvedRefs",
+                        ConditionType::ResolvedRefs,
                         false,
-                        "InvalidCertificateRef",
+                        Reason::InvalidCertificateRef,
                         message,
                     );
                     not_programmed(listener, message);
@@ -148,9 +148,9 @@ fn listener_mut<'s>(status: &'s mut Status, id: &ListenerId) -> Option<&'s mut L
 fn not_accepted(listener: &mut ListenerStatus, message: &str) {
     set(
         &mut listener.conditions,
-        "Accepted",
+        ConditionType::Accepted,
         false,
-        "PortUnavailable",
+        Reason::PortUnavailable,
         message,
     );
     not_programmed(listener, message);
@@ -160,19 +160,25 @@ fn not_accepted(listener: &mut ListenerStatus, message: &str) {
 fn not_programmed(listener: &mut ListenerStatus, message: &str) {
     set(
         &mut listener.conditions,
-        "Programmed",
+        ConditionType::Programmed,
         false,
-        "Invalid",
+        Reason::Invalid,
         message,
     );
 }
 
 /// Replaces the condition of `type_` (keeping its place and observed generation), or adds
 /// it.
-fn set(conditions: &mut Vec<Condition>, type_: &str, value: bool, reason: &str, message: &str) {
+fn set(
+    conditions: &mut Vec<Condition>,
+    type_: ConditionType,
+    value: bool,
+    reason: Reason,
+    message: &str,
+) {
     let generation = conditions.iter().find_map(|c| c.observed_generation);
     let condition = Condition::new(type_, value, reason, message, generation);
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
+    match conditions.iter_mut().find(|c| c.is(type_)) {
         Some(existing) => *existing = condition,
         None => conditions.push(condition),
     }
@@ -183,41 +189,50 @@ fn set(conditions: &mut Vec<Condition>, type_: &str, value: bool, reason: &str, 
 /// no programmed listener is `Programmed=False`. Conditions already `False` keep their
 /// reason (it says more).
 fn recount(conditions: &mut Vec<Condition>, listeners: &[ListenerStatus]) {
-    let is_true = |l: &ListenerStatus, type_: &str| {
-        l.conditions.iter().any(|c| c.type_ == type_ && c.is_true())
+    let is_true = |l: &ListenerStatus, type_: ConditionType| {
+        l.conditions.iter().any(|c| c.is(type_) && c.is_true())
     };
     let total = listeners.len();
-    let valid = listeners.iter().filter(|l| is_true(l, "Accepted")).count();
+    let valid = listeners
+        .iter()
+        .filter(|l| is_true(l, ConditionType::Accepted))
+        .count();
     let programmed = listeners
         .iter()
-        .filter(|l| is_true(l, "Programmed"))
+        .filter(|l| is_true(l, ConditionType::Programmed))
         .count();
-    let holds = |conditions: &[Condition], type_: &str| {
-        conditions.iter().any(|c| c.type_ == type_ && c.is_true())
+    let holds = |conditions: &[Condition], type_: ConditionType| {
+        conditions.iter().any(|c| c.is(type_) && c.is_true())
     };
     if total == 0 {
         return;
     }
-    if holds(conditions, "Accepted") {
+    if holds(conditions, ConditionType::Accepted) {
         if valid == 0 {
             set(
                 conditions,
-                "Accepted",
+                ConditionType::Accepted,
                 false,
-                "ListenersNotValid",
+                Reason::ListenersNotValid,
                 "no listener is valid",
             );
         } else if valid < total {
             let message = format!("{} of {total} listeners are not valid", total - valid);
-            set(conditions, "Accepted", true, "ListenersNotValid", &message);
+            set(
+                conditions,
+                ConditionType::Accepted,
+                true,
+                Reason::ListenersNotValid,
+                &message,
+            );
         }
     }
-    if programmed == 0 && holds(conditions, "Programmed") {
+    if programmed == 0 && holds(conditions, ConditionType::Programmed) {
         set(
             conditions,
-            "Programmed",
+            ConditionType::Programmed,
             false,
-            "Invalid",
+            Reason::Invalid,
             "no listener is programmed",
         );
     }
@@ -254,12 +269,16 @@ mod tests {
     use gateway_core::status::ObjectStatus;
 
     fn healthy(name: &str) -> ListenerStatus {
-        let ok = |t: &str| Condition::new(t, true, t, "", Some(3));
+        let ok = |(t, r): (ConditionType, Reason)| Condition::new(t, true, r, "", Some(3));
         ListenerStatus {
             name: name.to_owned(),
             supported_kinds: Vec::new(),
             attached_routes: 1,
-            conditions: vec![ok("Accepted"), ok("Programmed"), ok("ResolvedRefs")],
+            conditions: vec![
+                ok((ConditionType::Accepted, Reason::Accepted)),
+                ok((ConditionType::Programmed, Reason::Programmed)),
+                ok((ConditionType::ResolvedRefs, Reason::ResolvedRefs)),
+            ],
         }
     }
 
@@ -269,14 +288,17 @@ mod tests {
 
     /// Compile's status of a Gateway with listeners `a` and `b`, all healthy.
     fn status() -> Status {
-        let ok = |t: &str| Condition::new(t, true, t, "", Some(3));
+        let ok = |(t, r): (ConditionType, Reason)| Condition::new(t, true, r, "", Some(3));
         Status {
             gateways: vec![ObjectStatus {
                 key: key(),
                 generation: Some(3),
                 uid: None,
                 status: GatewayStatus {
-                    conditions: vec![ok("Accepted"), ok("Programmed")],
+                    conditions: vec![
+                        ok((ConditionType::Accepted, Reason::Accepted)),
+                        ok((ConditionType::Programmed, Reason::Programmed)),
+                    ],
                     listeners: vec![healthy("a"), healthy("b")],
                     ..GatewayStatus::default()
                 },

@@ -4,17 +4,19 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::index::{Index, RefEnd};
 use crate::ir::{AppProtocol, Backend, ServiceBackend};
-use crate::model::{BackendRef, IntOrString, ObjectKey, ResourceKind, Service, ServicePort};
+use crate::model::{
+    BackendRef, IntOrString, ObjectKey, Reason, ResourceKind, Service, ServicePort,
+};
 
 /// Why a reference did not resolve: the upstream ResolvedRefs reason and a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct RefProblem {
-    pub(super) reason: &'static str,
+    pub(super) reason: Reason,
     pub(super) message: String,
 }
 
 impl RefProblem {
-    pub(super) fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(reason: Reason, message: impl Into<String>) -> Self {
         RefProblem {
             reason,
             message: message.into(),
@@ -40,7 +42,7 @@ pub(super) fn resolve(
 ) -> Result<ServiceBackend, RefProblem> {
     if backend_ref.group() != "" || backend_ref.kind() != "Service" {
         return Err(RefProblem::new(
-            "InvalidKind",
+            Reason::InvalidKind,
             format!(
                 "backendRef {}/{} {:?} is not supported (only core Services)",
                 display_group(backend_ref.group()),
@@ -65,7 +67,7 @@ pub(super) fn resolve(
     };
     if !index.reference_allowed(&from, &to, &backend_ref.name) {
         return Err(RefProblem::new(
-            "RefNotPermitted",
+            Reason::RefNotPermitted,
             format!(
                 "Service {namespace}/{} is in another namespace and no ReferenceGrant allows it",
                 backend_ref.name
@@ -74,13 +76,13 @@ pub(super) fn resolve(
     }
     let Some(service) = index.service(namespace, &backend_ref.name) else {
         return Err(RefProblem::new(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!("Service {namespace}/{} not found", backend_ref.name),
         ));
     };
     let Some(port) = backend_ref.port else {
         return Err(RefProblem::new(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!(
                 "backendRef to Service {namespace}/{} has no port",
                 backend_ref.name
@@ -110,7 +112,7 @@ pub(super) fn service_backend(
         .find(|p| p.port == port && p.protocol().eq_ignore_ascii_case(wanted))
     else {
         return Err(RefProblem::new(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!("{key} has no {wanted} port {port}"),
         ));
     };
@@ -129,7 +131,7 @@ pub(super) fn service_backend(
     {
         // Fail closed: a backend that wants TLS must never get plaintext.
         return Err(RefProblem::new(
-            "UnsupportedProtocol",
+            Reason::UnsupportedProtocol,
             format!(
                 "{key} port {port} is targeted by BackendTLSPolicy {}/{}, and TLS to backends \
                  is not supported yet",
@@ -140,7 +142,7 @@ pub(super) fn service_backend(
     }
     if service.spec.type_.as_deref() == Some("ExternalName") {
         return Err(RefProblem::new(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!("{key} is an ExternalName Service, which is not supported"),
         ));
     }
@@ -153,7 +155,7 @@ pub(super) fn service_backend(
             // sending plaintext to a TLS port would only fail later and less clearly.
             Some(p @ ("https" | "kubernetes.io/wss" | "tls")) => {
                 return Err(RefProblem::new(
-                    "UnsupportedProtocol",
+                    Reason::UnsupportedProtocol,
                     format!("{key} port {port} has appProtocol {p:?}, which is not supported yet"),
                 ));
             }
@@ -162,7 +164,7 @@ pub(super) fn service_backend(
     };
     let port_u16 = u16::try_from(port).map_err(|_| {
         RefProblem::new(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!("{key} port {port} is out of range"),
         )
     })?;

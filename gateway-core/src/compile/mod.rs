@@ -30,9 +30,13 @@
 //! ```
 
 mod backend;
+mod conflicts;
+mod emit;
 mod gateway;
 mod hostname;
 mod index;
+mod listener;
+mod listener_set;
 mod route;
 mod rules;
 
@@ -69,7 +73,8 @@ pub struct Options {
     /// (instead of `advertised_addresses` or its bound address), binds
     /// [`gateway_addresses`](Options::gateway_addresses) or `bind_address` but never its
     /// `spec.addresses` (those are a request to the assigner), and is `Programmed=False`
-    /// with reason `AddressNotAssigned` while nothing is assigned.
+    /// with reason `AddressNotAssigned` while nothing is assigned, or `AddressNotUsable` when
+    /// the assigner refused a requested address.
     pub assigned_addresses: BTreeMap<(String, String), AssignedAddresses>,
 }
 
@@ -97,7 +102,11 @@ pub struct Options {
 /// options.assigned_addresses.insert(key.clone(), AssignedAddresses::waiting("waiting for the load balancer"));
 /// let (ir, status) = compile(&snapshot, &options);
 /// assert_eq!(ir.binds.len(), 1);
-/// let programmed = &status.gateways[0].status.conditions[1];
+/// use gateway_core::model::ConditionType;
+/// let find = |status: &gateway_core::status::Status, t: ConditionType| {
+///     status.gateways[0].status.conditions.iter().find(|c| c.is(t)).cloned().unwrap()
+/// };
+/// let programmed = find(&status, ConditionType::Programmed);
 /// assert_eq!((programmed.type_.as_str(), programmed.reason.as_str()), ("Programmed", "AddressNotAssigned"));
 /// // Assigned: reported.
 /// options.assigned_addresses.insert(key, AssignedAddresses::assigned(vec![GatewayStatusAddress {
@@ -106,7 +115,7 @@ pub struct Options {
 /// }]));
 /// let (_, status) = compile(&snapshot, &options);
 /// assert_eq!(status.gateways[0].status.addresses[0].value, "203.0.113.7");
-/// assert!(status.gateways[0].status.conditions[1].is_true());
+/// assert!(find(&status, ConditionType::Programmed).is_true());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -121,6 +130,10 @@ pub struct AssignedAddresses {
     /// Gateway that is to bind the assigned address itself: its listeners are then not bound
     /// (`Programmed=False`, reason `Pending`) until there is one.
     pub serve_while_waiting: bool,
+    /// Set when an address the Gateway requests in `spec.addresses` cannot be used (the
+    /// assigner refused it, or assigned others): why, as the message of `Programmed=False`
+    /// `AddressNotUsable`. Whatever was assigned is still reported.
+    pub unusable: Option<String>,
 }
 
 impl AssignedAddresses {
@@ -130,6 +143,7 @@ impl AssignedAddresses {
             addresses,
             waiting: String::new(),
             serve_while_waiting: true,
+            unusable: None,
         }
     }
 
@@ -139,6 +153,19 @@ impl AssignedAddresses {
             addresses: Vec::new(),
             waiting: waiting.into(),
             serve_while_waiting: true,
+            unusable: None,
+        }
+    }
+
+    /// A requested address cannot be used, `why` says why; `addresses` are what was assigned
+    /// instead (often none).
+    pub fn unusable(addresses: Vec<GatewayStatusAddress>, why: impl Into<String>) -> Self {
+        let why = why.into();
+        AssignedAddresses {
+            addresses,
+            waiting: why.clone(),
+            serve_while_waiting: true,
+            unusable: Some(why),
         }
     }
 
@@ -168,7 +195,7 @@ pub fn compile(snapshot: &Snapshot, options: &Options) -> (Ir, Status) {
     let mut status = Status::default();
     let mut gateways = gateway::compile_gateways(&index, options, &mut status);
     route::attach_routes(&index, &mut gateways, &mut status);
-    let ir = gateway::finish(&index, options, gateways, &mut status);
+    let ir = emit::finish(&index, options, gateways, &mut status);
     status.diagnostics.sort();
     status.diagnostics.dedup();
     (ir, status)

@@ -4,14 +4,15 @@
 use std::collections::BTreeSet;
 
 use super::backend::PortProtocol;
-use super::gateway::{AllowedNamespaces, CompiledGateway, CompiledListener};
+use super::gateway::CompiledGateway;
 use super::hostname::intersect_hostnames;
 use super::index::Index;
+use super::listener::CompiledListener;
 use super::rules::{self, Problems};
 use crate::ir::{self, RouteId, RouteOrder};
 use crate::model::{
-    Condition, GATEWAY_GROUP, ObjectKey, ObjectMeta, ParentReference, ResourceKind,
-    RouteParentStatus, RouteStatus,
+    Condition, ConditionType, GATEWAY_GROUP, ObjectKey, ObjectMeta, ParentReference, Reason,
+    ResourceKind, RouteParentStatus, RouteStatus,
 };
 use crate::status::{Diagnostic, ObjectStatus, Status};
 use crate::validate::{self, FieldError};
@@ -186,9 +187,15 @@ fn attach(
         });
     }
     let resolved = match route.problems.refs.first() {
-        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "", generation),
+        None => Condition::new(
+            ConditionType::ResolvedRefs,
+            true,
+            Reason::ResolvedRefs,
+            "",
+            generation,
+        ),
         Some(first) => Condition::new(
-            "ResolvedRefs",
+            ConditionType::ResolvedRefs,
             false,
             first.reason,
             route
@@ -215,58 +222,80 @@ fn attach(
             section_name: parent.section_name.clone(),
             port: parent.port,
         };
-        if parent.group() != GATEWAY_GROUP || parent.kind() != "Gateway" {
-            if parent.group() == GATEWAY_GROUP && parent.kind() == "ListenerSet" {
-                status.diagnostics.push(Diagnostic {
-                    object: route.key.clone(),
-                    field: format!("spec.parentRefs[{j}]"),
-                    message: "ListenerSet parents are not supported yet".into(),
-                });
-            }
+        let to_set = match (parent.group(), parent.kind()) {
+            (GATEWAY_GROUP, "Gateway") => false,
+            (GATEWAY_GROUP, "ListenerSet") => true,
             // Other kinds (a mesh's Service parents) belong to other controllers.
-            continue;
-        }
-        let Some(gateway) = gateways
-            .iter_mut()
-            .find(|g| g.key.namespace == parent_ns && g.key.name == parent.name)
-        else {
-            if !index
-                .snapshot
-                .gateways
-                .iter()
-                .any(|g| g.metadata.namespace() == parent_ns && g.metadata.name == parent.name)
-            {
+            _ => continue,
+        };
+        let is_parent = |key: &ObjectKey| key.namespace == parent_ns && key.name == parent.name;
+        let found = if to_set {
+            gateways.iter_mut().find_map(|g| {
+                let i = g.listener_sets.iter().position(|s| is_parent(&s.key))?;
+                Some((g, Some(i)))
+            })
+        } else {
+            gateways
+                .iter_mut()
+                .find(|g| is_parent(&g.key))
+                .map(|g| (g, None))
+        };
+        let Some((gateway, set)) = found else {
+            let exists =
+                if to_set {
+                    index.snapshot.listener_sets.iter().any(|s| {
+                        s.metadata.namespace() == parent_ns && s.metadata.name == parent.name
+                    })
+                } else {
+                    index.snapshot.gateways.iter().any(|g| {
+                        g.metadata.namespace() == parent_ns && g.metadata.name == parent.name
+                    })
+                };
+            if !exists {
                 status.diagnostics.push(Diagnostic {
                     object: route.key.clone(),
                     field: format!("spec.parentRefs[{j}]"),
-                    message: format!("Gateway {parent_ns}/{} not found", parent.name),
+                    message: format!("{} {parent_ns}/{} not found", parent.kind(), parent.name),
                 });
             }
             continue;
         };
+        let set_refused = set.and_then(|i| gateway.listener_sets[i].accepted.as_ref().err());
         let mut conditions = Vec::new();
         let accepted = if !route.errors.is_empty() {
             Condition::new(
-                "Accepted",
+                ConditionType::Accepted,
                 false,
-                "UnsupportedValue",
+                Reason::UnsupportedValue,
                 super::gateway::join_errors(&route.errors),
                 generation,
             )
         } else if let Err((reason, message)) = &gateway.accepted {
             Condition::new(
-                "Accepted",
+                ConditionType::Accepted,
                 false,
-                "NoMatchingParent",
+                Reason::NoMatchingParent,
                 format!(
                     "Gateway {} is not accepted ({reason}: {message})",
                     gateway.key
                 ),
                 generation,
             )
+        } else if let Some((reason, message)) = set_refused {
+            Condition::new(
+                ConditionType::Accepted,
+                false,
+                Reason::NoMatchingParent,
+                format!(
+                    "ListenerSet {parent_ns}/{} is not accepted ({reason}: {message})",
+                    parent.name
+                ),
+                generation,
+            )
         } else {
             attach_to_listeners(
                 gateway,
+                set,
                 parent,
                 &route,
                 route_kind,
@@ -280,9 +309,9 @@ fn attach(
         conditions.push(resolved.clone());
         if attached && !route.problems.unsupported.is_empty() {
             conditions.push(Condition::new(
-                "PartiallyInvalid",
+                ConditionType::PartiallyInvalid,
                 true,
-                "UnsupportedValue",
+                Reason::UnsupportedValue,
                 route.problems.unsupported.join("; "),
                 generation,
             ));
@@ -303,9 +332,12 @@ fn attach(
     }
 }
 
-/// Attaches a route to the listeners of one parentRef and returns its Accepted condition.
+/// Attaches a route to the listeners of one parentRef (the Gateway's own listeners, or those
+/// of its ListenerSet `set`) and returns its Accepted condition.
+#[allow(clippy::too_many_arguments)]
 fn attach_to_listeners(
     gateway: &mut CompiledGateway,
+    set: Option<usize>,
     parent: &ParentReference,
     route: &RouteView<'_>,
     route_kind: &str,
@@ -313,11 +345,11 @@ fn attach_to_listeners(
     order: &RouteOrder,
     generation: Option<i64>,
 ) -> Condition {
-    let gateway_ns = gateway.key.namespace.clone();
     let candidates: Vec<usize> = gateway
         .listeners
         .iter()
         .enumerate()
+        .filter(|(_, l)| l.set == set)
         .filter(|(_, l)| parent.section_name.as_deref().is_none_or(|s| s == l.name))
         .filter(|(_, l)| parent.port.is_none_or(|p| p == i64::from(l.port)))
         .map(|(i, _)| i)
@@ -327,9 +359,15 @@ fn attach_to_listeners(
             (Some(s), Some(p)) => format!("no listener named {s:?} on port {p}"),
             (Some(s), None) => format!("no listener named {s:?}"),
             (None, Some(p)) => format!("no listener on port {p}"),
-            (None, None) => "the Gateway has no listeners".to_owned(),
+            (None, None) => format!("the {} has no listeners", parent.kind()),
         };
-        return Condition::new("Accepted", false, "NoMatchingParent", what, generation);
+        return Condition::new(
+            ConditionType::Accepted,
+            false,
+            Reason::NoMatchingParent,
+            what,
+            generation,
+        );
     }
     let mut allowed_any = false;
     let mut attached_any = false;
@@ -338,7 +376,11 @@ fn attach_to_listeners(
         let listener = &mut gateway.listeners[i];
         if !listener.attachable()
             || !kind_allowed(listener, route_kind)
-            || !namespace_allowed(listener, &gateway_ns, &route.key.namespace, route_labels)
+            || !listener.allowed_namespaces.admits(
+                &listener.namespace,
+                &route.key.namespace,
+                route_labels,
+            )
         {
             continue;
         }
@@ -358,20 +400,26 @@ fn attach_to_listeners(
         add_to_listener(listener, route, order, hostnames);
     }
     if attached_any {
-        Condition::new("Accepted", true, "Accepted", "", generation)
+        Condition::new(
+            ConditionType::Accepted,
+            true,
+            Reason::Accepted,
+            "",
+            generation,
+        )
     } else if allowed_any {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             false,
-            "NoMatchingListenerHostname",
+            Reason::NoMatchingListenerHostname,
             "no hostname of the route intersects a listener hostname",
             generation,
         )
     } else {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             false,
-            "NotAllowedByListeners",
+            Reason::NotAllowedByListeners,
             format!(
                 "no listener allows {route_kind} from namespace {:?}",
                 route.key.namespace
@@ -386,20 +434,6 @@ fn kind_allowed(listener: &CompiledListener, route_kind: &str) -> bool {
         .supported_kinds
         .iter()
         .any(|k| k.group() == GATEWAY_GROUP && k.kind == route_kind)
-}
-
-fn namespace_allowed(
-    listener: &CompiledListener,
-    gateway_ns: &str,
-    route_ns: &str,
-    route_labels: &std::collections::BTreeMap<String, String>,
-) -> bool {
-    match &listener.allowed_namespaces {
-        AllowedNamespaces::All => true,
-        AllowedNamespaces::Same => gateway_ns == route_ns,
-        AllowedNamespaces::Selector(selector) => selector.matches(route_labels),
-        AllowedNamespaces::None => false,
-    }
 }
 
 fn add_to_listener(

@@ -11,7 +11,7 @@ use crate::ir::{
 use crate::model::{
     FilterType, GrpcRouteMatch, GrpcRouteRule, HttpBackendRef, HttpHeaderMatch, HttpPathModifier,
     HttpRouteFilter, HttpRouteMatch, HttpRouteRule, L4RouteRule, ObjectKey, PathMatchType,
-    PathModifierType, StringMatchType,
+    PathModifierType, Reason, StringMatchType,
 };
 use crate::validate;
 
@@ -139,7 +139,7 @@ fn translate_filters(
                 problems.notes.push((here.clone(), message.clone()));
                 problems
                     .refs
-                    .push(RefProblem::new("InvalidKind", message.clone()));
+                    .push(RefProblem::new(Reason::InvalidKind, message.clone()));
                 out.fail.get_or_insert(message);
             }
             FilterType::ExternalAuth | FilterType::Unknown(_) => {

@@ -442,6 +442,71 @@ mod assigned_addresses {
     }
 
     #[test]
+    fn a_refused_address_is_address_not_usable_and_what_was_assigned_is_still_reported() {
+        let mut gw = gateway(http_listener());
+        gw["spec"]["addresses"] = json!([{"type": "IPAddress", "value": "192.0.2.1"}]);
+        let snapshot = snapshot(&[class(), gw]);
+        let mut options = Options::default();
+        options.assigned_addresses.insert(
+            key(),
+            AssignedAddresses::unusable(Vec::new(), "the load balancer refused 192.0.2.1"),
+        );
+        let (ir, status) = compile(&snapshot, &options);
+        assert_eq!(ir.binds.len(), 1, "served meanwhile");
+        assert!(find(gateway_conditions(&status), "Accepted").is_true());
+        let programmed = find(gateway_conditions(&status), "Programmed");
+        assert_eq!(
+            (
+                programmed.is_true(),
+                programmed.reason.as_str(),
+                programmed.message.as_str()
+            ),
+            (
+                false,
+                "AddressNotUsable",
+                "the load balancer refused 192.0.2.1"
+            )
+        );
+        assert!(status.gateways[0].status.addresses.is_empty());
+
+        // Given another address instead: reported, still not usable as requested.
+        options.assigned_addresses.insert(
+            key(),
+            AssignedAddresses::unusable(
+                vec![address("IPAddress", "203.0.113.7")],
+                "192.0.2.1 was requested, 203.0.113.7 assigned",
+            ),
+        );
+        let (_, status) = compile(&snapshot, &options);
+        assert_eq!(
+            status.gateways[0].status.addresses,
+            [address("IPAddress", "203.0.113.7")]
+        );
+        let programmed = find(gateway_conditions(&status), "Programmed");
+        assert_eq!(programmed.reason, "AddressNotUsable");
+    }
+
+    #[test]
+    fn an_unsupported_address_type_wins_over_an_unusable_address() {
+        let mut gw = gateway(http_listener());
+        gw["spec"]["addresses"] = json!([{"type": "test/fake", "value": "x"},
+                                        {"type": "IPAddress", "value": "192.0.2.1"}]);
+        let snapshot = snapshot(&[class(), gw]);
+        let mut options = Options::default();
+        options
+            .assigned_addresses
+            .insert(key(), AssignedAddresses::unusable(Vec::new(), "refused"));
+        let (_, status) = compile(&snapshot, &options);
+        let accepted = find(gateway_conditions(&status), "Accepted");
+        assert_eq!(
+            (accepted.is_true(), accepted.reason.as_str()),
+            (false, "UnsupportedAddress")
+        );
+        let programmed = find(gateway_conditions(&status), "Programmed");
+        assert_ne!(programmed.reason, "AddressNotUsable");
+    }
+
+    #[test]
     fn a_gateway_not_accepted_keeps_its_reason_while_waiting() {
         let mut gw = gateway(http_listener());
         gw["spec"]["infrastructure"] =
@@ -454,5 +519,168 @@ mod assigned_addresses {
         let (_, status) = compile(&snapshot, &options);
         let programmed = find(gateway_conditions(&status), "Programmed");
         assert_eq!(programmed.reason, "Invalid");
+    }
+}
+
+mod listener_sets {
+    use super::*;
+
+    fn allowing(from: &str) -> serde_json::Value {
+        let mut gw = gateway(http_listener());
+        gw["spec"]["allowedListeners"] = json!({"namespaces": {"from": from}});
+        gw
+    }
+
+    fn listener_set(ns: &str, name: &str, created: &str, hostname: &str) -> serde_json::Value {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
+               "metadata": {"name": name, "namespace": ns, "generation": 3,
+                            "creationTimestamp": created},
+               "spec": {"parentRef": {"name": "gw", "namespace": "infra"},
+                        "listeners": [{"name": "extra", "port": 80, "protocol": "HTTP",
+                                       "hostname": hostname}]}})
+    }
+
+    fn set_status<'a>(status: &'a Status, name: &str) -> &'a crate::model::ListenerSetStatus {
+        &status
+            .listener_sets
+            .iter()
+            .find(|s| s.key.name == name)
+            .expect("a ListenerSet status")
+            .status
+    }
+
+    #[test]
+    fn set_listeners_share_the_gateways_bind_and_name_their_set_as_parent() {
+        let snapshot = snapshot(&[
+            class(),
+            allowing("Same"),
+            listener_set("infra", "ls", "2026-01-01T00:00:00Z", "extra.example.com"),
+        ]);
+        let (ir, status) = compile(&snapshot, &Options::default());
+        assert_eq!(ir.binds.len(), 1, "one socket for the Gateway and its set");
+        let parents: Vec<(ResourceKind, &str, &str)> = ir.binds[0]
+            .listeners
+            .iter()
+            .map(|l| {
+                (
+                    l.id.parent.kind,
+                    l.id.parent.name.as_str(),
+                    l.id.name.as_str(),
+                )
+            })
+            .collect();
+        // The set's listener has a hostname, so it sorts first on the shared port.
+        assert_eq!(
+            parents,
+            [
+                (ResourceKind::ListenerSet, "ls", "extra"),
+                (ResourceKind::Gateway, "gw", "http")
+            ]
+        );
+        let set = set_status(&status, "ls");
+        assert!(set.conditions.iter().all(Condition::is_true));
+        assert_eq!(set.conditions[0].observed_generation, Some(3));
+        assert_eq!(status.gateways[0].status.attached_listener_sets, Some(1));
+        assert_eq!(
+            status.gateways[0].status.listeners.len(),
+            1,
+            "own listeners only"
+        );
+    }
+
+    #[test]
+    fn the_older_set_keeps_a_hostname_and_a_set_elsewhere_is_not_allowed_by_same() {
+        let snapshot = snapshot(&[
+            class(),
+            allowing("Same"),
+            listener_set("infra", "young", "2026-02-01T00:00:00Z", "a.example.com"),
+            listener_set("infra", "old", "2026-01-01T00:00:00Z", "a.example.com"),
+            listener_set("apps", "away", "2025-01-01T00:00:00Z", "b.example.com"),
+        ]);
+        let (ir, status) = compile(&snapshot, &Options::default());
+        let old = set_status(&status, "old");
+        assert!(old.conditions.iter().all(Condition::is_true));
+        let young = set_status(&status, "young");
+        let reasons: Vec<(&str, bool, &str)> = young.listeners[0]
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.is_true(), c.reason.as_str()))
+            .collect();
+        assert!(
+            reasons.contains(&("Accepted", false, "HostnameConflict")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&("Programmed", false, "HostnameConflict")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&("Conflicted", true, "HostnameConflict")),
+            "{reasons:?}"
+        );
+        assert_eq!(young.conditions[0].reason, "ListenersNotValid");
+        let away = set_status(&status, "away");
+        assert_eq!(
+            (
+                away.conditions[0].is_true(),
+                away.conditions[0].reason.as_str()
+            ),
+            (false, "NotAllowed")
+        );
+        assert_eq!(status.gateways[0].status.attached_listener_sets, Some(1));
+        let served: Vec<&str> = ir.binds[0]
+            .listeners
+            .iter()
+            .map(|l| l.id.parent.name.as_str())
+            .collect();
+        assert_eq!(
+            served,
+            ["old", "gw"],
+            "the loser and the refused set serve nothing"
+        );
+    }
+
+    #[test]
+    fn a_gateway_parent_ref_never_reaches_a_set_listener() {
+        let snapshot = snapshot(&[
+            class(),
+            allowing("All"),
+            listener_set("infra", "ls", "2026-01-01T00:00:00Z", "extra.example.com"),
+            service("infra", "svc"),
+            route(
+                "infra",
+                "via-gateway",
+                json!({"parentRefs": [{"name": "gw", "sectionName": "extra"}],
+                       "rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}),
+            ),
+            route(
+                "infra",
+                "via-set",
+                json!({"parentRefs": [{"kind": "ListenerSet", "name": "ls", "sectionName": "extra"}],
+                       "rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}),
+            ),
+        ]);
+        let (_, status) = compile(&snapshot, &Options::default());
+        let accepted = |name: &str| {
+            let route = status
+                .route(&ObjectKey::new(ResourceKind::HttpRoute, "infra", name))
+                .expect("route status");
+            let parent = &route.status.parents[0];
+            let c = find(&parent.conditions, "Accepted");
+            (
+                parent.parent_ref.kind().to_owned(),
+                c.is_true(),
+                c.reason.clone(),
+            )
+        };
+        assert_eq!(
+            accepted("via-gateway"),
+            ("Gateway".into(), false, "NoMatchingParent".into())
+        );
+        assert_eq!(
+            accepted("via-set"),
+            ("ListenerSet".into(), true, "Accepted".into())
+        );
+        assert_eq!(set_status(&status, "ls").listeners[0].attached_routes, 1);
     }
 }

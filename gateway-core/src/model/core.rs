@@ -120,6 +120,100 @@ pub struct Namespace {
     pub metadata: ObjectMeta,
 }
 
+/// `Event` (`v1`, `events` of the core group): what a controller reported about an object,
+/// read for the load balancer's answers about a provisioned Service.
+///
+/// ```
+/// let event: gateway_core::model::Event = serde_json::from_value(serde_json::json!({
+///     "apiVersion": "v1", "kind": "Event",
+///     "metadata": {"name": "web-gw.1", "namespace": "shop"},
+///     "involvedObject": {"kind": "Service", "namespace": "shop", "name": "web-gw", "uid": "7c1e"},
+///     "type": "Warning", "reason": "AllocationFailed",
+///     "message": "Failed to allocate IP for \"shop/web-gw\": [\"192.0.2.1\"] is not allowed in config",
+///     "firstTimestamp": "2026-12-03T16:00:00Z", "lastTimestamp": "2026-12-03T16:00:05Z", "count": 2
+/// }))?;
+/// assert_eq!(event.involved_object.name, "web-gw");
+/// assert_eq!(event.last_seen(), Some(1796313605));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Event {
+    /// `v1`.
+    pub api_version: String,
+    /// `Event`.
+    pub kind: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The object the event is about.
+    pub involved_object: EventObject,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Machine-readable reason (`AllocationFailed`).
+    pub reason: String,
+    /// What happened, for people.
+    pub message: String,
+    /// When first seen (seconds precision), for events recorded the older way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_timestamp: Option<String>,
+    /// When last seen (seconds precision), for events recorded the older way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_timestamp: Option<String>,
+    /// When first seen (microseconds), for events recorded through `events.k8s.io`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    /// Repeats of the event recorded through `events.k8s.io`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<EventSeries>,
+}
+
+impl Event {
+    /// When the event was last seen, in whole seconds since the Unix epoch: the latest of its
+    /// timestamps that reads.
+    pub fn last_seen(&self) -> Option<i64> {
+        [
+            self.last_timestamp.as_deref(),
+            self.series
+                .as_ref()
+                .and_then(|s| s.last_observed_time.as_deref()),
+            self.event_time.as_deref(),
+            self.first_timestamp.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(super::meta::parse_rfc3339)
+        .max()
+    }
+}
+
+/// `involvedObject` of an [`Event`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EventObject {
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.uid` of the object when the event was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+/// `series` of an [`Event`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EventSeries {
+    /// How many times it was seen.
+    pub count: i64,
+    /// When last seen (microseconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_observed_time: Option<String>,
+}
+
 /// `Service`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::de::nullable;
+use super::reason::{ConditionType, Reason};
 
 /// The API group of the Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -47,6 +48,39 @@ pub struct ObjectMeta {
     /// names its Gateway here, so that Kubernetes deletes it with the Gateway.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
+    /// Who last set which fields when (`metadata.managedFields`, without the field sets).
+    /// Adapters keep it only where it is needed: on a provisioned Service, the time its
+    /// controller last changed what it applies dates the load balancer's answers.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// An entry of `metadata.managedFields`: a field manager, how it wrote, and when its fields
+/// last changed (the field set itself is not read).
+///
+/// ```
+/// let meta: gateway_core::model::ObjectMeta = serde_json::from_value(serde_json::json!({
+///     "name": "web-gw",
+///     "managedFields": [{"manager": "example.com/gateway", "operation": "Apply",
+///                        "time": "2026-12-03T16:00:00Z", "fieldsType": "FieldsV1",
+///                        "fieldsV1": {"f:spec": {}}}]
+/// }))?;
+/// assert_eq!(meta.managed_fields[0].time.as_deref(), Some("2026-12-03T16:00:00Z"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ManagedFieldsEntry {
+    /// The field manager.
+    pub manager: String,
+    /// `Apply` (server-side apply) or `Update`.
+    pub operation: String,
+    /// The subresource written (`status`), empty for the object itself.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subresource: String,
+    /// RFC 3339 time at which the manager's fields last changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 /// An entry of `metadata.ownerReferences`.
@@ -368,16 +402,16 @@ pub struct Condition {
 impl Condition {
     /// Builds a condition; `status` is rendered as `True`/`False`.
     pub fn new(
-        type_: &str,
+        type_: ConditionType,
         status: bool,
-        reason: &str,
+        reason: Reason,
         message: impl Into<String>,
         generation: Option<i64>,
     ) -> Self {
         Condition {
-            type_: type_.to_owned(),
+            type_: type_.as_str().to_owned(),
             status: if status { "True" } else { "False" }.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.as_str().to_owned(),
             message: message.into(),
             observed_generation: generation,
             last_transition_time: None,
@@ -387,6 +421,11 @@ impl Condition {
     /// Whether the status is `True`.
     pub fn is_true(&self) -> bool {
         self.status == "True"
+    }
+
+    /// Whether this is a condition of type `type_`.
+    pub fn is(&self, type_: ConditionType) -> bool {
+        self.type_ == type_.as_str()
     }
 }
 

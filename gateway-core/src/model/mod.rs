@@ -33,6 +33,7 @@ mod core;
 mod gateway;
 mod meta;
 mod policy;
+mod reason;
 mod route;
 mod snapshot;
 
@@ -40,5 +41,6 @@ pub use self::core::*;
 pub use self::gateway::*;
 pub use self::meta::*;
 pub use self::policy::*;
+pub use self::reason::*;
 pub use self::route::*;
 pub use self::snapshot::*;

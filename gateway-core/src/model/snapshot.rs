@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use super::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
+use super::core::{ConfigMap, EndpointSlice, Event, Namespace, Secret, Service};
 use super::gateway::{Gateway, GatewayClass, ListenerSet};
 use super::meta::ObjectMeta;
 use super::policy::{BackendTlsPolicy, ReferenceGrant};
@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Namespaces (labels for `from: Selector`).
     pub namespaces: Vec<Namespace>,
+    /// Events about provisioned Services (the load balancer's refusals); only sources that
+    /// provision Services read them.
+    pub events: Vec<Event>,
 }
 
 /// The kinds the model reads.
@@ -81,11 +84,13 @@ pub enum ResourceKind {
     EndpointSlice,
     /// `Namespace`
     Namespace,
+    /// `Event` (core `v1`)
+    Event,
 }
 
 impl ResourceKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ResourceKind; 15] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::GatewayClass,
         ResourceKind::Gateway,
         ResourceKind::ListenerSet,
@@ -101,6 +106,7 @@ impl ResourceKind {
         ResourceKind::Service,
         ResourceKind::EndpointSlice,
         ResourceKind::Namespace,
+        ResourceKind::Event,
     ];
 
     /// The `kind` as written in manifests.
@@ -121,6 +127,7 @@ impl ResourceKind {
             ResourceKind::Service => "Service",
             ResourceKind::EndpointSlice => "EndpointSlice",
             ResourceKind::Namespace => "Namespace",
+            ResourceKind::Event => "Event",
         }
     }
 
@@ -130,7 +137,8 @@ impl ResourceKind {
             ResourceKind::Secret
             | ResourceKind::ConfigMap
             | ResourceKind::Service
-            | ResourceKind::Namespace => "",
+            | ResourceKind::Namespace
+            | ResourceKind::Event => "",
             ResourceKind::EndpointSlice => "discovery.k8s.io",
             _ => super::GATEWAY_GROUP,
         }
@@ -156,7 +164,8 @@ impl ResourceKind {
             ResourceKind::Secret
             | ResourceKind::ConfigMap
             | ResourceKind::Service
-            | ResourceKind::Namespace => &["v1"],
+            | ResourceKind::Namespace
+            | ResourceKind::Event => &["v1"],
             ResourceKind::EndpointSlice => &["v1", "v1beta1"],
         }
     }
@@ -294,6 +303,8 @@ pub enum Resource {
     EndpointSlice(EndpointSlice),
     /// A Namespace.
     Namespace(Namespace),
+    /// An Event.
+    Event(Event),
 }
 
 macro_rules! each_resource {
@@ -314,6 +325,7 @@ macro_rules! each_resource {
             Resource::Service($bind) => $body,
             Resource::EndpointSlice($bind) => $body,
             Resource::Namespace($bind) => $body,
+            Resource::Event($bind) => $body,
         }
     };
 }
@@ -344,6 +356,7 @@ impl Resource {
             ResourceKind::Service => Resource::Service(de(deserializer)?),
             ResourceKind::EndpointSlice => Resource::EndpointSlice(de(deserializer)?),
             ResourceKind::Namespace => Resource::Namespace(de(deserializer)?),
+            ResourceKind::Event => Resource::Event(de(deserializer)?),
         })
     }
 
@@ -378,6 +391,7 @@ impl Resource {
             Resource::Service(_) => ResourceKind::Service,
             Resource::EndpointSlice(_) => ResourceKind::EndpointSlice,
             Resource::Namespace(_) => ResourceKind::Namespace,
+            Resource::Event(_) => ResourceKind::Event,
         }
     }
 
@@ -427,6 +441,7 @@ impl Snapshot {
             Resource::Service(r) => self.services.push(r),
             Resource::EndpointSlice(r) => self.endpoint_slices.push(r),
             Resource::Namespace(r) => self.namespaces.push(r),
+            Resource::Event(r) => self.events.push(r),
         }
     }
 
@@ -447,6 +462,7 @@ impl Snapshot {
             + self.services.len()
             + self.endpoint_slices.len()
             + self.namespaces.len()
+            + self.events.len()
     }
 
     /// Whether the snapshot holds no object.

@@ -268,3 +268,33 @@ fn stopped_watches_drop_their_objects() {
     assert!(!index.apply(&id, Change::Listed));
     assert!(index.is_synced());
 }
+
+#[test]
+fn of_the_service_warnings_only_load_balancer_refusals_are_kept() {
+    let id = WatchId::Kind(ResourceKind::Event);
+    let mut index = Index::new(ENVOY, None);
+    index.add_watch(id.clone());
+    let event = |name: &str, reason: &str| {
+        json!({"apiVersion": "v1", "kind": "Event",
+               "metadata": {"name": name, "namespace": "shop", "resourceVersion": "1"},
+               "involvedObject": {"kind": "Service", "namespace": "shop", "name": "web-gw"},
+               "type": "Warning", "reason": reason, "message": "…"})
+    };
+    index.apply(&id, Change::Restart);
+    index.apply(&id, Change::Item(event("a", "AllocationFailed")));
+    index.apply(
+        &id,
+        Change::Item(event("b", "FailedToUpdateEndpointSlices")),
+    );
+    assert!(index.apply(&id, Change::Listed));
+    let names: Vec<String> = index
+        .snapshot()
+        .events
+        .iter()
+        .map(|e| e.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["a"]);
+    // Another unrelated warning changes nothing the loop would see.
+    assert!(!index.apply(&id, Change::Applied(event("c", "UnAvailableLoadBalancer"))));
+    assert!(index.apply(&id, Change::Applied(event("d", "SyncLoadBalancerFailed"))));
+}

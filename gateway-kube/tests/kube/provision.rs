@@ -62,9 +62,11 @@ struct Loop {
 
 impl Loop {
     fn new(api: &FakeApi, options: ServiceOptions) -> Loop {
+        let mut source_options = KubeSourceOptions::new(CONTROLLER);
+        source_options.service_events = true;
         Loop {
             client: api.client(),
-            source: KubeSource::new(api.client(), KubeSourceOptions::new(CONTROLLER)),
+            source: KubeSource::new(api.client(), source_options),
             provisioner: ServiceProvisioner::new(api.client(), &options),
             options,
         }
@@ -407,6 +409,80 @@ async fn the_load_balancer_address_becomes_the_gateway_address_and_it_is_program
     assert_eq!(programmed["reason"], "Programmed", "{programmed}");
     // A status change of the Service is no reason to apply it again.
     assert_eq!(api.count(Verb::Patch, &service_path(&api, "web-gw")), 1);
+}
+
+#[tokio::test]
+async fn a_requested_address_the_load_balancer_refuses_is_address_not_usable() {
+    let api = FakeApi::start().await;
+    api.apply(class()).unwrap();
+    let mut web = http_gateway("web", 80);
+    web["spec"]["addresses"] = json!([{"type": "IPAddress", "value": "192.0.2.1"}]);
+    api.apply(web).unwrap();
+    let mut control = Loop::new(&api, service_options());
+    let (_, plan, _) = control.step().await;
+    assert!(
+        plan.assigned_addresses
+            .values()
+            .all(|a| a.unusable.is_none())
+    );
+    let service = api.get("v1", "Service", Some("shop"), "web-gw").unwrap();
+    assert_eq!(service["spec"]["loadBalancerIP"], "192.0.2.1");
+
+    // The load balancer refuses, in a warning Event on the Service as MetalLB writes it (and
+    // a warning about something else, which changes nothing).
+    let event = |name: &str, reason: &str, message: &str| {
+        json!({"apiVersion": "v1", "kind": "Event",
+               "metadata": {"name": name, "namespace": "shop"},
+               "involvedObject": {"kind": "Service", "namespace": "shop", "name": "web-gw",
+                                  "uid": service["metadata"]["uid"]},
+               "type": "Warning", "reason": reason, "message": message,
+               "lastTimestamp": "2026-12-03T16:00:00Z"})
+    };
+    api.apply(event("web-gw.2", "FailedToUpdateEndpoint", "unrelated"))
+        .unwrap();
+    api.apply(event(
+        "web-gw.1",
+        "AllocationFailed",
+        r#"Failed to allocate IP for "shop/web-gw": ["192.0.2.1"] is not allowed in config"#,
+    ))
+    .unwrap();
+    let (_, _, status) = control
+        .step_until(|plan| {
+            plan.assigned_addresses
+                .values()
+                .all(|a| a.unusable.is_some())
+        })
+        .await;
+    let conditions = &status.gateways[0].status.conditions;
+    let programmed = conditions.iter().find(|c| c.type_ == "Programmed").unwrap();
+    assert_eq!(
+        (programmed.is_true(), programmed.reason.as_str()),
+        (false, "AddressNotUsable")
+    );
+    assert!(
+        programmed
+            .message
+            .contains("192.0.2.1: AllocationFailed: Failed to allocate IP"),
+        "{}",
+        programmed.message
+    );
+    let accepted = conditions.iter().find(|c| c.type_ == "Accepted").unwrap();
+    assert!(accepted.is_true());
+
+    // Given the address after all: programmed, and the refusal is history.
+    api.set_status(
+        "v1",
+        "Service",
+        Some("shop"),
+        "web-gw",
+        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}),
+    )
+    .unwrap();
+    let (_, _, status) = control
+        .step_until(|plan| plan.assigned_addresses.values().all(|a| !a.is_waiting()))
+        .await;
+    assert!(status.all_healthy(), "{}", status.to_table());
+    assert_eq!(status.gateways[0].status.addresses[0].value, "192.0.2.1");
 }
 
 /// The status line of a plain HTTP/1.1 request, `None` when nothing listens.

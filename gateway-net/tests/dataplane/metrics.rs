@@ -474,7 +474,7 @@ async fn ready_config_and_status_follow_applies_and_drain() {
     assert_eq!(code, 200);
     let json: serde_json::Value = serde_json::from_str(&config).expect("JSON");
     let routes = &json["binds"][0]["listeners"][0]["httpRoutes"];
-    assert_eq!(routes[0]["route"], "HTTPRoute ops/alpha", "{json:#}");
+    assert_eq!(routes[0]["id"], "HTTPRoute ops/alpha", "{json:#}");
     assert!(
         config.contains(&echo.to_string()),
         "endpoints listed: {config}"

@@ -361,6 +361,10 @@ fn tcp_timer(local: SocketAddr, remote: SocketAddr) -> Option<(u32, u64)> {
         SocketAddr::V6(_) => String::new(),
     };
     let (local, remote) = (hex(local), hex(remote));
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test reading the kernel's socket table"
+    )]
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
