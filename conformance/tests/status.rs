@@ -426,6 +426,104 @@ impl World {
         *object = serde_json::from_value(value).expect("the edit keeps the object's shape");
     }
 
+    /// `BackendTLSPolicyMustHaveCondition` (every ancestor's conditions at the latest
+    /// generation, the one for `gateway` carrying each expected condition) and
+    /// `BackendTLSPolicyMustHaveLatestConditions`.
+    fn policy(&mut self, name: &str, gateway: &str, expected: &[Cond]) {
+        let generation = self
+            .snapshot
+            .backend_tls_policies
+            .iter()
+            .find(|p| p.metadata.namespace() == INFRA && p.metadata.name == name)
+            .and_then(|p| p.metadata.generation);
+        let Some(policy) = self
+            .status
+            .policies
+            .iter()
+            .find(|p| p.key.namespace == INFRA && p.key.name == name)
+        else {
+            return self.fail(format!("BackendTLSPolicy {name}: no status"));
+        };
+        let ancestors = policy.status.ancestors.clone();
+        for a in &ancestors {
+            if let Some(c) = a
+                .conditions
+                .iter()
+                .find(|c| c.observed_generation != generation)
+            {
+                self.fail(format!(
+                    "BackendTLSPolicy {name} ancestor {}: {} has observedGeneration {:?}, \
+                     generation is {generation:?}",
+                    a.ancestor_ref.name, c.type_, c.observed_generation
+                ));
+            }
+        }
+        let Some(ancestor) = ancestors.iter().find(|a| {
+            a.ancestor_ref.name == gateway
+                && a.ancestor_ref
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| n == INFRA)
+                && a.controller_name == CONTROLLER_NAME
+        }) else {
+            return self.fail(format!(
+                "BackendTLSPolicy {name}: no ancestor entry for Gateway {gateway}"
+            ));
+        };
+        for e in expected {
+            if !matches(&ancestor.conditions, e) {
+                self.fail(format!(
+                    "BackendTLSPolicy {name} on {gateway}: want {}={}/{}, have [{}]",
+                    e.0,
+                    e.1,
+                    e.2,
+                    show(&ancestor.conditions)
+                ));
+            }
+        }
+    }
+
+    fn edit_policy(&mut self, name: &str, change: impl FnOnce(&mut serde_json::Value)) {
+        let policy = self
+            .snapshot
+            .backend_tls_policies
+            .iter_mut()
+            .find(|p| p.metadata.namespace() == INFRA && p.metadata.name == name)
+            .expect("the BackendTLSPolicy is in the test's manifests");
+        World::edit(policy, change);
+        self.compile();
+    }
+
+    /// Replaces (or, with `None`, deletes) the `ca.crt` ConfigMap `name`, as the suite's
+    /// client does.
+    fn set_ca_config_map(&mut self, name: &str, ca: Option<&str>) {
+        self.snapshot
+            .config_maps
+            .retain(|c| !(c.metadata.namespace() == INFRA && c.metadata.name == name));
+        if let Some(ca) = ca {
+            let map = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": INFRA},
+                "data": {"ca.crt": ca},
+            });
+            self.snapshot
+                .config_maps
+                .push(serde_json::from_value(map).expect("a ConfigMap"));
+        }
+        self.compile();
+    }
+
+    fn ca_pem(&self, name: &str) -> String {
+        self.snapshot
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.namespace() == INFRA && c.metadata.name == name)
+            .and_then(|c| c.get("ca.crt"))
+            .and_then(Result::ok)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .expect("the CA ConfigMap the suite generates")
+    }
+
     fn edit_gateway(&mut self, name: &str, change: impl FnOnce(&mut serde_json::Value)) {
         let gateway = self
             .snapshot
@@ -538,6 +636,7 @@ fn tls_secrets() -> String {
         ("gateway-conformance-web-backend", "certificate"),
         (INFRA, "tls-validity-checks-certificate"),
         (INFRA, "tls-checks-certificate"),
+        (INFRA, "tls-checks-client-certificate"),
         (INFRA, "tls-terminate-checks-certificate"),
         (INFRA, "tls-passthrough-checks-certificate"),
         (
@@ -559,6 +658,7 @@ fn tls_secrets() -> String {
         // shape matters to status.
         [
             "tls-checks-ca-certificate",
+            "mismatch-ca-certificate",
             "tls-validity-checks-ca-certificate",
             "tls-validity-checks-per-port-ca-certificate",
         ]
@@ -2019,20 +2119,179 @@ fn listenerset_route_status_scoped_to_parent_ref(h: &Harness, errors: &mut Vec<S
     None
 }
 
+// === BackendTLSPolicy tests ===
+
+const POLICY_OK: [Cond; 2] = [
+    Cond("Accepted", true, "Accepted"),
+    Cond("ResolvedRefs", true, "ResolvedRefs"),
+];
+
+const NO_VALID_CA: [Cond; 2] = [
+    Cond("Accepted", false, "NoValidCACertificate"),
+    Cond("ResolvedRefs", false, "InvalidCACertificateRef"),
+];
+
+fn backend_tls_policy(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/backendtlspolicy.yaml"]);
+    w.route(
+        ResourceKind::HttpRoute,
+        (INFRA, "backendtlspolicy"),
+        "same-namespace",
+        &[Cond("ResolvedRefs", true, "ResolvedRefs")],
+    );
+    for name in [
+        "normative-test",
+        "host-mismatch",
+        "cert-mismatch",
+        "reconcile-test",
+    ] {
+        w.policy(name, "same-namespace", &POLICY_OK);
+    }
+    w.policy(
+        "normative-test",
+        "same-namespace-with-https-listener",
+        &POLICY_OK,
+    );
+    // The CA ConfigMap swap: a policy naming a missing ConfigMap, which then appears, is
+    // emptied and restored.
+    let ca = w.ca_pem("tls-checks-ca-certificate");
+    let test_map = "tls-checks-ca-certificate-reconcile-test";
+    w.edit_policy("reconcile-test", |p| {
+        p["spec"]["validation"]["caCertificateRefs"] =
+            serde_json::json!([{"group": "", "kind": "ConfigMap", "name": test_map}]);
+    });
+    w.policy("reconcile-test", "same-namespace", &NO_VALID_CA);
+    w.set_ca_config_map(test_map, Some(&ca));
+    w.policy("reconcile-test", "same-namespace", &POLICY_OK);
+    w.set_ca_config_map(test_map, Some(""));
+    w.policy("reconcile-test", "same-namespace", &NO_VALID_CA);
+    w.set_ca_config_map(test_map, Some(&ca));
+    w.policy("reconcile-test", "same-namespace", &POLICY_OK);
+    done(w, errors);
+    None
+}
+
+fn backend_tls_policy_conflict_resolution(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/backendtlspolicy-conflict-resolution.yaml"]);
+    for name in [
+        "conflicted-without-section-name-1",
+        "conflicted-with-section-name-1",
+        "not-conflicted-with-section-name",
+        "not-conflicted-without-section-name",
+    ] {
+        w.policy(
+            name,
+            "same-namespace",
+            &[Cond("Accepted", true, "Accepted")],
+        );
+    }
+    for name in [
+        "conflicted-without-section-name-2",
+        "conflicted-with-section-name-2",
+    ] {
+        w.policy(
+            name,
+            "same-namespace",
+            &[Cond("Accepted", false, "Conflicted")],
+        );
+    }
+    done(w, errors);
+    None
+}
+
+fn backend_tls_policy_invalid_ca_certificate_ref(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/backendtlspolicy-invalid-ca-certificate-ref.yaml"]);
+    for name in [
+        "nonexistent-ca-certificate-ref",
+        "malformed-ca-certificate-ref",
+    ] {
+        w.policy(name, "same-namespace", &NO_VALID_CA);
+    }
+    done(w, errors);
+    None
+}
+
+fn backend_tls_policy_invalid_kind(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/backendtlspolicy-invalid-kind.yaml"]);
+    w.policy(
+        "invalid-kind",
+        "same-namespace",
+        &[
+            Cond("Accepted", false, "NoValidCACertificate"),
+            Cond("ResolvedRefs", false, "InvalidKind"),
+        ],
+    );
+    done(w, errors);
+    None
+}
+
+fn backend_tls_policy_observed_generation_bump(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/backendtlspolicy-observed-generation-bump.yaml"]);
+    w.policy("observed-generation-bump", "same-namespace", &POLICY_OK);
+    w.edit_policy("observed-generation-bump", |p| {
+        p["spec"]["validation"]["hostname"] = serde_json::json!("other.example.com");
+    });
+    w.policy("observed-generation-bump", "same-namespace", &POLICY_OK);
+    done(w, errors);
+    None
+}
+
+fn backend_tls_policy_san_validation(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/backendtlspolicy-san.yaml"]);
+    for name in [
+        "san-dns",
+        "san-dns-mismatch",
+        "san-uri",
+        "san-uri-mismatch",
+        "multiple-sans",
+        "multiple-mismatch-sans",
+    ] {
+        w.policy(
+            name,
+            "same-namespace",
+            &[Cond("Accepted", true, "Accepted")],
+        );
+    }
+    done(w, errors);
+    None
+}
+
+fn gateway_tls_backend_client_certificate(h: &Harness, errors: &mut Vec<String>) -> Skip {
+    let mut w = h.world(&["tests/gateway-tls-backend-client-certificate.yaml"]);
+    let gateway = "gateway-tls-backend-client-certificate";
+    w.gateway(
+        gateway,
+        &[
+            Cond("Accepted", true, "Accepted"),
+            Cond("ResolvedRefs", true, "ResolvedRefs"),
+        ],
+    );
+    w.route(
+        ResourceKind::HttpRoute,
+        (INFRA, gateway),
+        gateway,
+        &[
+            Cond("Accepted", true, "Accepted"),
+            Cond("ResolvedRefs", true, "ResolvedRefs"),
+        ],
+    );
+    w.policy(
+        "gateway-tls-backend-client-certificate-test",
+        gateway,
+        &[Cond("Accepted", true, "Accepted")],
+    );
+    done(w, errors);
+    None
+}
+
 // === The run ===
 
 /// Tests whose feature is not supported yet: reported as SKIP with the reason.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "BackendTLSPolicyObservedGenerationBump",
-        "BackendTLSPolicy not supported yet (compile writes no policy status)",
-    ),
-    (
-        "TLSRouteListenerTerminateNotSupported",
-        "not applicable: runs only when TLSRouteModeTerminate is not claimed, and we support \
+const UNSUPPORTED: &[(&str, &str)] = &[(
+    "TLSRouteListenerTerminateNotSupported",
+    "not applicable: runs only when TLSRouteModeTerminate is not claimed, and we support \
          Terminate (see TLSRouteListenerTerminateSupportedKinds)",
-    ),
-];
+)];
 
 fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -2112,6 +2371,31 @@ fn tests() -> Vec<(&'static str, TestFn)> {
         (
             "GatewayInvalidTLSBackendConfiguration",
             gateway_invalid_tls_backend_configuration,
+        ),
+        (
+            "GatewayTLSBackendClientCertificate",
+            gateway_tls_backend_client_certificate,
+        ),
+        ("BackendTLSPolicy", backend_tls_policy),
+        (
+            "BackendTLSPolicyConflictResolution",
+            backend_tls_policy_conflict_resolution,
+        ),
+        (
+            "BackendTLSPolicyInvalidCACertificateRef",
+            backend_tls_policy_invalid_ca_certificate_ref,
+        ),
+        (
+            "BackendTLSPolicyInvalidKind",
+            backend_tls_policy_invalid_kind,
+        ),
+        (
+            "BackendTLSPolicyObservedGenerationBump",
+            backend_tls_policy_observed_generation_bump,
+        ),
+        (
+            "BackendTLSPolicySANValidation",
+            backend_tls_policy_san_validation,
         ),
         ("GatewayNameMaximumLength", gateway_name_maximum_length),
         (

@@ -557,6 +557,72 @@ pub struct ServiceBackend {
     pub protocol: AppProtocol,
     /// Ready endpoints (address and target port).
     pub endpoints: Arc<[SocketAddr]>,
+    /// TLS to the endpoints, when a BackendTLSPolicy targets the Service port. Shared by
+    /// every backend the same policy (and Gateway) applies to, so the data plane builds each
+    /// TLS client once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Arc<BackendTls>>,
+}
+
+/// TLS from the gateway to a backend, from a BackendTLSPolicy (and the Gateway's backend
+/// client certificate).
+///
+/// ```
+/// use gateway_core::ir::{BackendTls, TrustAnchors};
+/// let tls = BackendTls {
+///     policy: gateway_core::model::ObjectKey::new(
+///         gateway_core::model::ResourceKind::BackendTlsPolicy, "default", "api-tls"),
+///     sni: "api.internal".into(),
+///     trust: TrustAnchors::System,
+///     subject_alt_names: Vec::new(),
+///     client_certificate: None,
+/// };
+/// // Without subjectAltNames the certificate must carry the SNI name.
+/// assert!(tls.subject_alt_names.is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTls {
+    /// The BackendTLSPolicy this comes from.
+    pub policy: ObjectKey,
+    /// Server name sent (SNI) and, without `subject_alt_names`, the name verified
+    /// (`validation.hostname`).
+    pub sni: String,
+    /// What the backend's chain must lead to.
+    pub trust: TrustAnchors,
+    /// Names of which the certificate must carry at least one, instead of the SNI name
+    /// (`validation.subjectAltNames`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<SubjectName>,
+    /// Certificate offered to the backend (Gateway `spec.tls.backend.clientCertificateRef`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<Certificate>,
+}
+
+/// Trust anchors for backend certificates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrustAnchors {
+    /// CA certificates, PEM (`validation.caCertificateRefs`), named by their ConfigMaps.
+    Bundle {
+        /// The ConfigMaps the bundle was read from.
+        sources: Vec<ObjectKey>,
+        /// Concatenated `ca.crt` values.
+        #[serde(skip)]
+        pem: Arc<[u8]>,
+    },
+    /// The platform's trust store (`wellKnownCACertificates: System`).
+    System,
+}
+
+/// A subject alternative name a backend certificate must carry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SubjectName {
+    /// A DNS name (wildcard certificates match as usual).
+    Dns(String),
+    /// A URI, compared exactly (SPIFFE ids).
+    Uri(String),
 }
 
 /// How the gateway talks to a backend.
@@ -564,7 +630,8 @@ pub struct ServiceBackend {
 pub enum AppProtocol {
     /// HTTP/1.1 (WebSocket upgrades pass through).
     Http1,
-    /// HTTP/2 without TLS (`appProtocol: kubernetes.io/h2c`, and every GRPCRoute backend).
+    /// HTTP/2 with prior knowledge (`appProtocol: kubernetes.io/h2c`, and every GRPCRoute
+    /// backend); over TLS ([`ServiceBackend::tls`]) it is negotiated with ALPN `h2`.
     H2c,
     /// A byte stream (TCPRoute, TLSRoute).
     Tcp,

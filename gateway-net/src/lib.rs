@@ -36,10 +36,10 @@ pub use error::Error;
 pub use metrics::Metrics;
 pub use report::{ApplyReport, BindFailure, IssueKind, ListenerIssue, verify};
 pub use runtime::{BoundSocket, Gateway, Readiness};
-/// Parsers of untrusted input (the ClientHello, the `traceparent` header), for the fuzz
-/// targets.
+/// Parsers of untrusted input (the ClientHello, the `traceparent` header, backend
+/// certificates), for the fuzz targets.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::http::{RequestFraming, valid_traceparent};
-    pub use crate::tls::fuzzing::{ClientHello, ClientHelloError, parse_client_hello};
+    pub use crate::tls::fuzzing::{ClientHello, ClientHelloError, parse_client_hello, uri_names};
 }

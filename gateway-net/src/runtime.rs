@@ -231,17 +231,21 @@ impl Gateway {
 
     /// The state of every bind of `ir`, and the upstream endpoints it uses, built on a
     /// blocking thread.
-    async fn build_states(&self, ir: &Ir) -> (Vec<Built>, HashSet<SocketAddr>) {
+    async fn build_states(
+        &self,
+        ir: &Ir,
+    ) -> (Vec<Built>, HashSet<crate::http::upstream::UpstreamKey>) {
         let build = |ir: Ir, shared: &Arc<Shared>| {
-            let endpoints = crate::http::upstream_endpoints(&ir);
-            let built = ir
+            let built: Vec<Built> = ir
                 .binds
-                .into_iter()
+                .iter()
                 .map(|bind| {
-                    let (state, issues) = BindState::build(&bind, shared);
-                    (bind, state, issues)
+                    let (state, issues) = BindState::build(bind, shared);
+                    (bind.clone(), state, issues)
                 })
                 .collect();
+            // After the states: they hold the TLS origins the pool keys name.
+            let endpoints = crate::http::upstream_endpoints(&ir, &shared.origins);
             (built, endpoints)
         };
         // Binds hold their listeners by `Arc`: the copy is shallow.

@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) http: crate::http::HttpShared,
     /// TCP/UDP state that outlives configurations (connection counts, counters).
     pub(crate) l4: crate::l4::L4Shared,
+    /// TLS client settings of backends, shared by configurations that keep them.
+    pub(crate) origins: crate::tls::origin::Origins,
     /// Counters and handles for the metrics exporter.
     pub(crate) metrics: crate::metrics::MetricsState,
     /// What `/ready` answers.
@@ -38,6 +40,7 @@ impl Shared {
             tracker,
             http,
             l4: crate::l4::L4Shared::default(),
+            origins: crate::tls::origin::Origins::default(),
             metrics: crate::metrics::MetricsState::default(),
             readiness: ReadyState::default(),
             stopping: CancellationToken::new(),

@@ -27,9 +27,17 @@ pub(crate) struct Pki {
 /// Parameters for `names`, with a subject of its own (rcgen's default subject is the same for
 /// every certificate, which makes a leaf look like its own issuer).
 fn params(names: &[&str]) -> CertificateParams {
+    // Names with a scheme are URI SANs (as the Go suite's generator makes them), the rest DNS
+    // names.
+    let (uris, dns): (Vec<&str>, Vec<&str>) = names.iter().partition(|n| n.contains("://"));
     let mut params =
-        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+        CertificateParams::new(dns.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
             .expect("certificate names");
+    for uri in uris {
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            rcgen::string::Ia5String::try_from(uri).expect("an ASCII URI"),
+        ));
+    }
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(
         rcgen::DnType::CommonName,

@@ -454,6 +454,33 @@ async fn http_case(
             return Err(format!("backend saw SNI {seen:?}, want {sni:?}"));
         }
     }
+    if let Some(prose) = expect
+        .backend_tls
+        .as_ref()
+        .and_then(|t| t.tls_client_cert.as_ref())
+    {
+        let want = world
+            .pki
+            .named(prose)
+            .and_then(|(_, id)| world.pki.secrets.get(&id))
+            .map(|p| p.cert.clone())
+            .ok_or_else(|| format!("no generated certificate for {prose:?}"))?;
+        let squash = |pem: &str| pem.split_whitespace().collect::<String>();
+        let seen: Vec<String> = echo
+            .pointer("/tls/peerCertificates")
+            .and_then(Value::as_array)
+            .map(|certs| certs.iter().filter_map(Value::as_str).map(squash).collect())
+            .unwrap_or_default();
+        if !seen
+            .iter()
+            .any(|c| want.contains(c.as_str()) || squash(&want).contains(c.as_str()))
+        {
+            return Err(format!(
+                "the backend saw {} client certificate(s), not {prose}",
+                seen.len()
+            ));
+        }
+    }
     for mirror in &expect.mirrored_to {
         match mirror.percent {
             None => wait_for_mirror(world, &mirror.namespace, &mirror.backend, &path).await?,

@@ -88,8 +88,9 @@ impl tower_service::Service<tonic::Request<EchoRequest>> for Echo {
     }
 }
 
-/// Serves GrpcEcho over h2c on a fresh port of 127.0.0.1; returns the port.
-pub(crate) async fn serve(identity: Identity) -> u16 {
+/// Serves GrpcEcho over h2c on a fresh port of 127.0.0.1, or over TLS (ALPN h2) with `tls`
+/// (the echo server's 8443 port); returns the port.
+pub(crate) async fn serve(identity: Identity, tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move {
@@ -98,6 +99,7 @@ pub(crate) async fn serve(identity: Identity) -> u16 {
                 continue;
             };
             let identity = identity.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let identity = identity.clone();
@@ -140,9 +142,22 @@ pub(crate) async fn serve(identity: Identity) -> u16 {
                         Ok::<_, Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                match tls {
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
             });
         }
     });

@@ -79,6 +79,13 @@ struct Env {
 #[serde(default, rename_all = "camelCase")]
 struct Volume {
     secret: Option<SecretVolume>,
+    config_map: Option<ConfigMapVolume>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ConfigMapVolume {
+    name: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +225,20 @@ impl Pods {
                             })
                     })
                     .flatten();
+                // TLS_CLIENT_CACERTS: client certificates signed by the mounted CA are
+                // required.
+                let client_ca: Option<String> = env
+                    .contains_key("TLS_CLIENT_CACERTS")
+                    .then(|| {
+                        d.spec
+                            .template
+                            .spec
+                            .volumes
+                            .iter()
+                            .filter_map(|v| v.config_map.as_ref())
+                            .find_map(|c| pki.cas.get(&format!("{namespace}/{}", c.name)).cloned())
+                    })
+                    .flatten();
                 let service = env
                     .get("SERVICE_NAME")
                     .map(|s| (*s).to_owned())
@@ -234,6 +255,7 @@ impl Pods {
                         d.spec.template.metadata.labels.clone(),
                         kind,
                         cert.clone(),
+                        client_ca.clone(),
                     )
                     .await;
                     pods.push(pod);
@@ -354,6 +376,7 @@ async fn start_pod(
     labels: BTreeMap<String, String>,
     kind: Kind,
     cert: Option<Pem>,
+    client_ca: Option<String>,
 ) -> Pod {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut ports = BTreeMap::new();
@@ -369,19 +392,38 @@ async fn start_pod(
             if let Some(cert) = &cert {
                 ports.insert(
                     (8443, "TCP"),
-                    serve_http(shared.clone(), Mode::Tls(tls_acceptor(cert, true))).await,
+                    serve_http(
+                        shared.clone(),
+                        Mode::Tls(tls_acceptor(
+                            cert,
+                            &[b"h2", b"http/1.1"],
+                            client_ca.as_deref(),
+                        )),
+                    )
+                    .await,
                 );
             }
         }
         Kind::Grpc => {
-            ports.insert((3000, "TCP"), grpc::serve(identity.clone()).await);
+            ports.insert((3000, "TCP"), grpc::serve(identity.clone(), None).await);
+            if let Some(cert) = &cert {
+                let tls = tls_acceptor(cert, &[b"h2"], client_ca.as_deref());
+                ports.insert(
+                    (8443, "TCP"),
+                    grpc::serve(identity.clone(), Some(tls)).await,
+                );
+            }
         }
         Kind::Tcp => {
             ports.insert((3000, "TCP"), serve_tcp(identity.clone(), None).await);
             if let Some(cert) = &cert {
                 ports.insert(
                     (8443, "TCP"),
-                    serve_tcp(identity.clone(), Some(tls_acceptor(cert, false))).await,
+                    serve_tcp(
+                        identity.clone(),
+                        Some(tls_acceptor(cert, &[], client_ca.as_deref())),
+                    )
+                    .await,
                 );
             }
         }
@@ -405,21 +447,37 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn tls_acceptor(cert: &Pem, alpn: bool) -> tokio_rustls::TlsAcceptor {
+/// A TLS server for `cert`, offering `alpn`; with `client_ca`, a client certificate signed by
+/// it is required.
+fn tls_acceptor(cert: &Pem, alpn: &[&[u8]], client_ca: Option<&str>) -> tokio_rustls::TlsAcceptor {
     let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate PEM");
     let key =
         rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).expect("key PEM");
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
+        .expect("protocol versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(cert.expect("CA PEM")).expect("CA certificate");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .expect("server certificate");
-    if alpn {
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    }
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
@@ -459,8 +517,17 @@ async fn serve_http(state: Arc<HttpState>, mode: Mode) -> u16 {
                         let Ok(tls) = acceptor.accept(stream).await else {
                             return;
                         };
-                        let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                        serve_conn(tls, state, Some(sni.unwrap_or_default()), false).await;
+                        let connection = tls.get_ref().1;
+                        let seen = TlsSeen {
+                            server_name: connection.server_name().unwrap_or_default().to_owned(),
+                            peer_certificates: connection
+                                .peer_certificates()
+                                .unwrap_or_default()
+                                .iter()
+                                .map(pem)
+                                .collect(),
+                        };
+                        serve_conn(tls, state, Some(seen), false).await;
                     }
                 }
             });
@@ -469,7 +536,27 @@ async fn serve_http(state: Arc<HttpState>, mode: Mode) -> u16 {
     port
 }
 
-async fn serve_conn<S>(stream: S, state: Arc<HttpState>, sni: Option<String>, h2_only: bool)
+/// What a TLS connection to the echo server negotiated, for its answers.
+#[derive(Clone, Debug)]
+struct TlsSeen {
+    server_name: String,
+    /// The client's certificates, PEM.
+    peer_certificates: Vec<String>,
+}
+
+fn pem(der: &rustls::pki_types::CertificateDer<'_>) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+async fn serve_conn<S>(stream: S, state: Arc<HttpState>, sni: Option<TlsSeen>, h2_only: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -530,7 +617,7 @@ fn query_params(query: &str) -> BTreeMap<String, String> {
 
 type EchoResult = Result<Response<Full<Bytes>>, std::io::Error>;
 
-async fn echo(req: Request<Incoming>, state: &HttpState, sni: Option<String>) -> EchoResult {
+async fn echo(req: Request<Incoming>, state: &HttpState, tls: Option<TlsSeen>) -> EchoResult {
     let path = req
         .uri()
         .path_and_query()
@@ -628,8 +715,11 @@ async fn echo(req: Request<Incoming>, state: &HttpState, sni: Option<String>) ->
         "service": state.identity.service,
         "pod": state.identity.pod,
     });
-    if let Some(sni) = sni {
-        body["tls"] = serde_json::json!({"serverName": sni});
+    if let Some(tls) = tls {
+        body["tls"] = serde_json::json!({
+            "serverName": tls.server_name,
+            "peerCertificates": tls.peer_certificates,
+        });
     }
     let mut response = Response::builder().header("content-type", "application/json");
     // Repeated names are joined with ",", as the upstream server does.

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::backend_tls::{Applied, UsedPolicies};
 use super::index::{Index, RefEnd};
 use crate::ir::{AppProtocol, Backend, ServiceBackend};
 use crate::model::{
@@ -13,6 +14,10 @@ use crate::model::{
 pub(super) struct RefProblem {
     pub(super) reason: Reason,
     pub(super) message: String,
+    /// Whether the route's ResolvedRefs condition reports it. A Service made unusable by its
+    /// BackendTLSPolicy is resolved as far as the route is concerned: the policy's own status
+    /// says what is wrong.
+    pub(super) route_condition: bool,
 }
 
 impl RefProblem {
@@ -20,6 +25,7 @@ impl RefProblem {
         RefProblem {
             reason,
             message: message.into(),
+            route_condition: true,
         }
     }
 }
@@ -33,12 +39,14 @@ pub(super) enum PortProtocol {
 
 /// Resolves one backendRef of `route`. An unresolvable ref still yields a [`Backend::Invalid`]
 /// so that its share of traffic fails, as the spec requires, instead of moving to the others.
+/// The BackendTLSPolicies that apply are added to `policies`.
 pub(super) fn resolve(
     index: &Index<'_>,
     route: &ObjectKey,
     backend_ref: &BackendRef,
     default_protocol: AppProtocol,
     port_protocol: PortProtocol,
+    policies: &mut UsedPolicies,
 ) -> Result<ServiceBackend, RefProblem> {
     if backend_ref.group() != "" || backend_ref.kind() != "Service" {
         return Err(RefProblem::new(
@@ -89,7 +97,14 @@ pub(super) fn resolve(
             ),
         ));
     };
-    service_backend(index, service, port, default_protocol, port_protocol)
+    service_backend(
+        index,
+        service,
+        port,
+        default_protocol,
+        port_protocol,
+        policies,
+    )
 }
 
 /// Resolves a Service port to its ready endpoints.
@@ -99,6 +114,7 @@ pub(super) fn service_backend(
     port: i64,
     default_protocol: AppProtocol,
     port_protocol: PortProtocol,
+    policies: &mut UsedPolicies,
 ) -> Result<ServiceBackend, RefProblem> {
     let key = ObjectKey::of(ResourceKind::Service, &service.metadata);
     let wanted = match port_protocol {
@@ -116,30 +132,28 @@ pub(super) fn service_backend(
             format!("{key} has no {wanted} port {port}"),
         ));
     };
-    let port_name = service_port.name.as_deref();
-    if let Some(policy) = index
-        .backend_tls_policies(service.metadata.namespace(), &service.metadata.name)
-        .iter()
-        .find(|p| {
-            p.spec.target_refs.iter().any(|t| {
-                t.name == service.metadata.name
-                    && t.section_name
-                        .as_deref()
-                        .is_none_or(|s| Some(s) == port_name)
-            })
-        })
-    {
-        // Fail closed: a backend that wants TLS must never get plaintext.
-        return Err(RefProblem::new(
-            Reason::UnsupportedProtocol,
-            format!(
-                "{key} port {port} is targeted by BackendTLSPolicy {}/{}, and TLS to backends \
-                 is not supported yet",
-                policy.metadata.namespace(),
-                policy.metadata.name
-            ),
-        ));
-    }
+    let applied = match port_protocol {
+        // TLS does not apply to datagrams.
+        PortProtocol::Udp => Applied::None,
+        PortProtocol::Tcp => index.backend_tls.applied(
+            service.metadata.namespace(),
+            &service.metadata.name,
+            service_port.name.as_deref(),
+            policies,
+        ),
+    };
+    let tls = match applied {
+        Applied::None => None,
+        Applied::Tls(tls) => Some(tls),
+        Applied::Unusable(message) => {
+            // Fail closed: a backend that wants TLS must never get plaintext.
+            return Err(RefProblem {
+                reason: Reason::ResolvedRefs,
+                message: format!("{key} port {port}: {message}"),
+                route_condition: false,
+            });
+        }
+    };
     if service.spec.type_.as_deref() == Some("ExternalName") {
         return Err(RefProblem::new(
             Reason::BackendNotFound,
@@ -151,13 +165,24 @@ pub(super) fn service_backend(
         PortProtocol::Tcp => match service_port.app_protocol.as_deref() {
             Some("kubernetes.io/h2c") => AppProtocol::H2c,
             Some("kubernetes.io/ws") => AppProtocol::Http1,
-            // TLS to backends needs BackendTLSPolicy support, which the data plane lacks yet:
-            // sending plaintext to a TLS port would only fail later and less clearly.
-            Some(p @ ("https" | "kubernetes.io/wss" | "tls")) => {
-                return Err(RefProblem::new(
-                    Reason::UnsupportedProtocol,
-                    format!("{key} port {port} has appProtocol {p:?}, which is not supported yet"),
-                ));
+            // A TLS port is served only with a BackendTLSPolicy saying how to verify it:
+            // sending plaintext would only fail later and less clearly, and TLS without
+            // verification is not offered.
+            Some(p) if is_tls_app_protocol(p) => {
+                if tls.is_none() {
+                    return Err(RefProblem::new(
+                        Reason::UnsupportedProtocol,
+                        format!(
+                            "{key} port {port} has appProtocol {p:?}, which needs a \
+                             BackendTLSPolicy to verify the backend"
+                        ),
+                    ));
+                }
+                match default_protocol {
+                    AppProtocol::Tcp => AppProtocol::Tcp,
+                    AppProtocol::H2c => AppProtocol::H2c,
+                    _ => AppProtocol::Http1,
+                }
             }
             _ => default_protocol,
         },
@@ -174,7 +199,15 @@ pub(super) fn service_backend(
         port: port_u16,
         protocol,
         endpoints: endpoints.into(),
+        tls,
     })
+}
+
+/// `appProtocol` values that mean TLS on the wire (IANA names are case-insensitive).
+fn is_tls_app_protocol(p: &str) -> bool {
+    ["https", "tls", "kubernetes.io/wss"]
+        .iter()
+        .any(|t| p.eq_ignore_ascii_case(t))
 }
 
 /// Ready endpoints of a Service port, from its EndpointSlices: the slice port with the Service
@@ -235,7 +268,9 @@ pub(super) fn to_backend(
         Ok(backend) => Backend::Service(backend),
         Err(problem) => {
             let reason = problem.message.clone();
-            problems.push(problem);
+            if problem.route_condition {
+                problems.push(problem);
+            }
             Backend::Invalid { reason }
         }
     }

@@ -21,7 +21,7 @@ use crate::status::{ObjectStatus, Status};
 /// Writes the status of every Gateway, its listeners and ListenerSets, then builds the Ir
 /// binds from what is servable.
 pub(super) fn finish(
-    _index: &Index<'_>,
+    index: &Index<'_>,
     options: &Options,
     gateways: Vec<CompiledGateway>,
     status: &mut Status,
@@ -29,6 +29,7 @@ pub(super) fn finish(
     for gateway in &gateways {
         write_status(options, gateway, status);
     }
+    index.backend_tls.write_status(&gateways, status);
     status.gateways.sort_by(|a, b| a.key.cmp(&b.key));
     status.listener_sets.sort_by(|a, b| a.key.cmp(&b.key));
     status.gateway_classes.sort_by(|a, b| a.key.cmp(&b.key));
@@ -277,6 +278,7 @@ fn binds(options: &Options, gateways: Vec<CompiledGateway>) -> Ir {
     let mut binds: BTreeMap<BindKey, (BindProtocol, Vec<Arc<ir::Listener>>)> = BTreeMap::new();
     for gateway in gateways {
         let unbound = gateway.unbound_while_waiting().is_some();
+        let mut with_client_certificate = BTreeMap::new();
         for mut listener in gateway.listeners {
             let bind = bind_port(listener.port, options);
             let servable = gateway.accepted.is_ok()
@@ -286,6 +288,13 @@ fn binds(options: &Options, gateways: Vec<CompiledGateway>) -> Ir {
             let (Some(protocol), Some(port), true) = (listener.protocol, bind, servable) else {
                 continue;
             };
+            if let Some(certificate) = &gateway.backend_client_certificate {
+                super::backend_tls::offer_client_certificate(
+                    &mut listener,
+                    certificate,
+                    &mut with_client_certificate,
+                );
+            }
             // Deterministic order whatever the snapshot order: precedence order, then id.
             listener.l4_routes.sort_by(|a, b| a.0.cmp(&b.0));
             listener

@@ -44,6 +44,10 @@ pub(super) struct CompiledGateway {
     /// The ListenerSets naming it as parent, in precedence order (oldest first, then by
     /// namespace and name), accepted or not.
     pub(super) listener_sets: Vec<CompiledListenerSet>,
+    /// The certificate offered to TLS backends (`spec.tls.backend.clientCertificateRef`).
+    pub(super) backend_client_certificate: Option<crate::ir::Certificate>,
+    /// BackendTLSPolicies applying to backends of routes attached to it: it is their ancestor.
+    pub(super) backend_tls_policies: std::collections::BTreeSet<ObjectKey>,
 }
 
 impl CompiledGateway {
@@ -254,8 +258,9 @@ fn compile_gateway<'s>(
         );
     }
 
-    // Gateway-level TLS: the backend client certificate must resolve (it is not used yet: the
-    // data plane does not originate TLS), and frontend validation applies per port below.
+    // Gateway-level TLS: the backend client certificate must resolve (it is offered on every
+    // backend TLS connection), and frontend validation applies per port below.
+    let mut backend_client_certificate = None;
     if let Some(cert_ref) = gateway
         .spec
         .tls
@@ -266,13 +271,16 @@ fn compile_gateway<'s>(
         let outcome =
             resolve_certificate(index, &key, cert_ref, Reason::InvalidClientCertificateRef);
         extra_conditions.push(match outcome {
-            Ok(_) => Condition::new(
-                ConditionType::ResolvedRefs,
-                true,
-                Reason::ResolvedRefs,
-                "",
-                generation,
-            ),
+            Ok(certificate) => {
+                backend_client_certificate = Some(certificate);
+                Condition::new(
+                    ConditionType::ResolvedRefs,
+                    true,
+                    Reason::ResolvedRefs,
+                    "",
+                    generation,
+                )
+            }
             Err((reason, message)) => Condition::new(
                 ConditionType::ResolvedRefs,
                 false,
@@ -333,6 +341,8 @@ fn compile_gateway<'s>(
         listeners,
         allowed_listeners,
         listener_sets: Vec::new(),
+        backend_client_certificate,
+        backend_tls_policies: std::collections::BTreeSet::new(),
     }
 }
 

@@ -2,9 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{
-    BackendTlsPolicy, ConfigMap, EndpointSlice, ReferenceGrant, Secret, Service, Snapshot,
-};
+use super::backend_tls::Policies;
+use crate::model::{ConfigMap, EndpointSlice, ReferenceGrant, Secret, Service, Snapshot};
 
 /// The label the API server puts on every Namespace.
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -17,7 +16,8 @@ pub(super) struct Index<'s> {
     services: HashMap<(&'s str, &'s str), &'s Service>,
     slices: HashMap<(String, String), Vec<&'s EndpointSlice>>,
     grants: HashMap<&'s str, Vec<&'s ReferenceGrant>>,
-    tls_policies: HashMap<(String, String), Vec<&'s BackendTlsPolicy>>,
+    /// The BackendTLSPolicies, judged (filled in by [`Index::new`] once the rest is built).
+    pub(super) backend_tls: Policies<'s>,
 }
 
 /// One side of a cross-namespace reference, for ReferenceGrant checks.
@@ -52,18 +52,7 @@ impl<'s> Index<'s> {
                 .or_default()
                 .push(grant);
         }
-        let mut tls_policies: HashMap<_, Vec<_>> = HashMap::new();
-        for policy in &snapshot.backend_tls_policies {
-            for target in &policy.spec.target_refs {
-                if target.group.is_empty() && target.kind == "Service" {
-                    tls_policies
-                        .entry((policy.metadata.namespace().to_owned(), target.name.clone()))
-                        .or_default()
-                        .push(policy);
-                }
-            }
-        }
-        Index {
+        let mut index = Index {
             snapshot,
             namespace_labels,
             secrets: snapshot
@@ -83,8 +72,10 @@ impl<'s> Index<'s> {
                 .collect(),
             slices,
             grants,
-            tls_policies,
-        }
+            backend_tls: Policies::default(),
+        };
+        index.backend_tls = Policies::new(&index);
+        index
     }
 
     /// Labels of a namespace, including the name label the API server always sets, so that
@@ -114,17 +105,6 @@ impl<'s> Index<'s> {
 
     pub(super) fn endpoint_slices(&self, namespace: &str, service: &str) -> &[&'s EndpointSlice] {
         self.slices
-            .get(&(namespace.to_owned(), service.to_owned()))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    pub(super) fn backend_tls_policies(
-        &self,
-        namespace: &str,
-        service: &str,
-    ) -> &[&'s BackendTlsPolicy] {
-        self.tls_policies
             .get(&(namespace.to_owned(), service.to_owned()))
             .map(Vec::as_slice)
             .unwrap_or(&[])

@@ -30,6 +30,7 @@
 //! ```
 
 mod backend;
+mod backend_tls;
 mod conflicts;
 mod emit;
 mod gateway;

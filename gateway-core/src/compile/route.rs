@@ -144,15 +144,6 @@ pub(super) fn attach_routes(
         );
         attach(index, gateways, status, view);
     }
-    for policy in &snapshot.backend_tls_policies {
-        status.diagnostics.push(Diagnostic {
-            object: ObjectKey::of(ResourceKind::BackendTlsPolicy, &policy.metadata),
-            field: String::new(),
-            message: "BackendTLSPolicy is not supported yet: Services it targets are treated as \
-                      unusable backends (500) rather than reached without TLS"
-                .into(),
-        });
-    }
     status.routes.sort_by(|a, b| a.key.cmp(&b.key));
 }
 
@@ -305,6 +296,11 @@ fn attach(
             )
         };
         let attached = accepted.is_true();
+        if attached {
+            gateway
+                .backend_tls_policies
+                .extend(route.problems.policies.iter().cloned());
+        }
         conditions.push(accepted);
         conditions.push(resolved.clone());
         if attached && !route.problems.unsupported.is_empty() {

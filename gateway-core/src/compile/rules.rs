@@ -24,6 +24,8 @@ pub(super) struct Problems {
     pub(super) unsupported: Vec<String>,
     /// Anything else worth telling (field, message).
     pub(super) notes: Vec<(String, String)>,
+    /// BackendTLSPolicies that apply to the route's backends (for their ancestor status).
+    pub(super) policies: super::backend_tls::UsedPolicies,
 }
 
 /// The result of translating a list of filters.
@@ -91,6 +93,7 @@ fn translate_filters(
                     &mirror.backend_ref,
                     AppProtocol::Http1,
                     PortProtocol::Tcp,
+                    &mut problems.policies,
                 );
                 match resolved {
                     Ok(backend) => {
@@ -111,7 +114,9 @@ fn translate_filters(
                             format!("{here}.requestMirror.backendRef"),
                             problem.message.clone(),
                         ));
-                        problems.refs.push(problem);
+                        if problem.route_condition {
+                            problems.refs.push(problem);
+                        }
                     }
                 }
             }
@@ -243,6 +248,7 @@ fn http_backends(
                 &backend_ref,
                 default_protocol,
                 PortProtocol::Tcp,
+                &mut problems.policies,
             ),
             &mut problems.refs,
         );
@@ -579,7 +585,14 @@ pub(super) fn l4_backends(
     let mut out = Vec::new();
     for backend_ref in rules.iter().flat_map(|r| r.backend_refs.iter()) {
         let backend = backend::to_backend(
-            backend::resolve(index, route, backend_ref, protocol, port_protocol),
+            backend::resolve(
+                index,
+                route,
+                backend_ref,
+                protocol,
+                port_protocol,
+                &mut problems.policies,
+            ),
             &mut problems.refs,
         );
         let weight = u32::try_from(backend_ref.weight().max(0)).unwrap_or(u32::MAX);

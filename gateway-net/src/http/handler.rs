@@ -705,6 +705,18 @@ async fn serve<'s>(
     }
 
     let shared = &conn.shared;
+    // A backend its BackendTLSPolicy covers is reached over TLS or not at all.
+    let origin = match state.origin(service) {
+        None => None,
+        Some(Ok(origin)) => Some(origin.as_ref()),
+        Some(Err(reason)) => {
+            tracing::debug!(service = %ServiceName(service), reason, "no TLS settings for the backend");
+            shared
+                .metrics
+                .upstream_failure(UpstreamFailure::TlsHandshake);
+            return status_response(StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
     let exchange = async {
         let mut attempt = 0;
         loop {
@@ -740,6 +752,7 @@ async fn serve<'s>(
                 shared,
                 addr,
                 service.protocol,
+                origin,
                 request,
                 upgrade_name.is_some(),
             );
@@ -765,6 +778,17 @@ async fn serve<'s>(
                         UpstreamFailure::ConnectTimeout
                     }
                     Failure::Upstream(UpstreamError::Connect(..)) => UpstreamFailure::ConnectError,
+                    Failure::Upstream(UpstreamError::Tls(_, error))
+                        if crate::tls::origin::is_certificate_error(error) =>
+                    {
+                        UpstreamFailure::TlsCertificate
+                    }
+                    Failure::Upstream(UpstreamError::Tls(..)) => UpstreamFailure::TlsHandshake,
+                    Failure::Upstream(UpstreamError::Http(_, error))
+                        if origin.is_some() && crate::tls::origin::is_certificate_error(error) =>
+                    {
+                        UpstreamFailure::TlsCertificate
+                    }
                     Failure::Upstream(UpstreamError::Http(..)) => UpstreamFailure::ExchangeError,
                 });
             }
@@ -790,6 +814,7 @@ async fn serve<'s>(
                     Err(match error {
                         UpstreamError::ConnectTimeout(_)
                         | UpstreamError::Connect(..)
+                        | UpstreamError::Tls(..)
                         | UpstreamError::Http(..) => StatusCode::SERVICE_UNAVAILABLE,
                     })
                 }
@@ -1083,6 +1108,12 @@ fn spawn_mirror(
     let Some(addr) = state.endpoint(backend) else {
         return;
     };
+    let origin = match state.origin(backend) {
+        None => None,
+        Some(Ok(origin)) => Some(origin.clone()),
+        // Never in plaintext to a backend that wants TLS.
+        Some(Err(_)) => return,
+    };
     let Some(path_and_query) = uri.path_and_query() else {
         return;
     };
@@ -1102,7 +1133,7 @@ fn spawn_mirror(
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
         let exchange = async {
-            match upstream::send(&shared, addr, protocol, request, false).await {
+            match upstream::send(&shared, addr, protocol, origin.as_deref(), request, false).await {
                 // Read the body so the connection goes back to the pool.
                 Ok(resp) => {
                     let _ = resp.into_body().collect().await;

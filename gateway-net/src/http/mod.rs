@@ -111,7 +111,7 @@
 mod filters;
 mod framing;
 mod handler;
-mod upstream;
+pub(crate) mod upstream;
 
 pub use framing::RequestFraming;
 pub use handler::valid_traceparent;
@@ -272,6 +272,8 @@ pub(crate) struct HttpBindState {
     /// The counters of each HTTPRoute and GRPCRoute rule, keyed by the address of the rule
     /// in the Ir (stable for the same reason): a request finds them without a lock.
     rule_metrics: std::collections::HashMap<usize, Arc<RuleMetrics>>,
+    /// TLS to the backends BackendTLSPolicies cover.
+    origins: crate::tls::origin::OriginTable,
 }
 
 impl HttpBindState {
@@ -298,7 +300,7 @@ impl HttpBindState {
                 let metrics = shared.metrics.rule(&listener.id, route, index, name);
                 rule_metrics.insert(key, metrics);
             }
-            for_each_service(listener, &mut |backend| {
+            crate::tls::origin::for_each_backend(listener, &mut |backend| {
                 round_robin
                     .entry(endpoints_key(&backend.endpoints))
                     .or_insert_with(|| AtomicUsize::new(fastrand::usize(..)));
@@ -308,7 +310,16 @@ impl HttpBindState {
             router: HttpRouter::new(listeners),
             round_robin,
             rule_metrics,
+            origins: crate::tls::origin::OriginTable::build(listeners, &shared.origins),
         }
+    }
+
+    /// How to reach `backend`: `None` in plaintext, else its TLS origin or why there is none.
+    fn origin(
+        &self,
+        backend: &ir::ServiceBackend,
+    ) -> Option<Result<&Arc<crate::tls::origin::TlsOrigin>, &str>> {
+        self.origins.get(backend)
     }
 
     /// The next endpoint of `backend` in round-robin order (`None` without endpoints).
@@ -328,45 +339,28 @@ impl HttpBindState {
     }
 }
 
-/// Calls `f` with every Service a listener's HTTPRoute and GRPCRoute rules can send requests
-/// to: their backendRefs and the mirrors of rules and backendRefs.
-fn for_each_service(listener: &ir::Listener, f: &mut dyn FnMut(&ir::ServiceBackend)) {
-    fn mirrors(filters: &[ir::HttpFilter], f: &mut dyn FnMut(&ir::ServiceBackend)) {
-        for filter in filters {
-            if let ir::HttpFilter::Mirror(m) = filter {
-                f(&m.backend);
-            }
-        }
-    }
-    let http = listener
-        .http_routes
-        .iter()
-        .flat_map(|r| r.rules.iter().map(|rule| (&rule.action, &rule.filters[..])));
-    let grpc = listener
-        .grpc_routes
-        .iter()
-        .flat_map(|r| r.rules.iter().map(|rule| (&rule.action, &rule.filters[..])));
-    for (action, filters) in http.chain(grpc) {
-        mirrors(filters, f);
-        if let ir::RuleAction::Forward(backends) = action {
-            for backend in backends {
-                if let ir::Backend::Service(service) = &backend.backend {
-                    f(service);
-                }
-                mirrors(&backend.filters, f);
-            }
-        }
-    }
-}
-
-/// Every endpoint an HTTP request of `ir` can be sent to: the upstream pools keep
-/// connections to these and close the others.
-pub(crate) fn upstream_endpoints(ir: &ir::Ir) -> std::collections::HashSet<std::net::SocketAddr> {
+/// Every upstream pool an HTTP request of `ir` can use (endpoint and TLS settings): the
+/// pools keep connections for these and close the others. Call it while the states built
+/// from `ir` are alive: they hold the TLS origins whose ids it looks up.
+pub(crate) fn upstream_endpoints(
+    ir: &ir::Ir,
+    origins: &crate::tls::origin::Origins,
+) -> std::collections::HashSet<upstream::UpstreamKey> {
     let mut endpoints = std::collections::HashSet::new();
     for bind in &ir.binds {
         for listener in &bind.listeners {
-            for_each_service(listener, &mut |service| {
-                endpoints.extend(service.endpoints.iter().copied());
+            crate::tls::origin::for_each_backend(listener, &mut |service| {
+                let origin = service.tls.as_ref().and_then(|tls| {
+                    origins
+                        .get(tls, crate::tls::origin::Alpn::of(service.protocol))
+                        .ok()
+                });
+                endpoints.extend(
+                    service
+                        .endpoints
+                        .iter()
+                        .map(|addr| upstream::UpstreamKey::new(*addr, origin.as_deref())),
+                );
             });
         }
     }

@@ -1,5 +1,9 @@
 //! Upstream connections: a pool of hyper's low-level client handles per endpoint.
 //!
+//! Connections are pooled by endpoint and TLS settings ([`UpstreamKey`]): a backend a
+//! BackendTLSPolicy covers is reached over TLS ([`TlsOrigin`]), and its connections are never
+//! shared with plaintext ones or with another policy's.
+//!
 //! HTTP/1.1 connections are checked out for one exchange and come back to the pool when the
 //! response body has been read to its end (a body dropped early closes its connection, which
 //! is then in an unknown state). HTTP/2 (h2c) connections are shared: one per endpoint,
@@ -27,10 +31,32 @@ use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 
 use super::HttpLimits;
 use crate::shared::Shared;
+use crate::tls::origin::TlsOrigin;
+
+/// Which pool a connection belongs to: the endpoint, and the TLS settings it was opened with
+/// (`tls` is the [`TlsOrigin::id`], 0 for plaintext).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct UpstreamKey {
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: u64,
+}
+
+impl UpstreamKey {
+    pub(crate) fn new(addr: SocketAddr, origin: Option<&TlsOrigin>) -> UpstreamKey {
+        UpstreamKey {
+            addr,
+            tls: origin.map_or(0, |o| o.id),
+        }
+    }
+}
+
+/// A connection to a backend, in plaintext or TLS.
+type UpstreamIo = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Boxed error of bodies.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -60,6 +86,9 @@ pub(crate) enum UpstreamError {
     /// The TCP connection was not made within the connect timeout.
     #[error("connect to {0} timed out")]
     ConnectTimeout(SocketAddr),
+    /// The TLS handshake failed (certificate refused, protocol error) or timed out.
+    #[error("TLS handshake with {0}: {1}")]
+    Tls(SocketAddr, #[source] std::io::Error),
     /// The HTTP exchange failed.
     #[error("upstream {0}: {1}")]
     Http(SocketAddr, #[source] hyper::Error),
@@ -88,8 +117,8 @@ pub(crate) struct Pool {
     /// whose previous exchange has surely finished (the newest may still be settling, and
     /// waiting for it costs a wake-up; measured: about 3 µs of CPU per request at 16
     /// connections, 6 µs at 256).
-    h1: Mutex<HashMap<SocketAddr, VecDeque<Idle>>>,
-    h2: Mutex<HashMap<SocketAddr, Option<Multiplexed>>>,
+    h1: Mutex<HashMap<UpstreamKey, VecDeque<Idle>>>,
+    h2: Mutex<HashMap<UpstreamKey, Option<Multiplexed>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -116,7 +145,7 @@ impl Pool {
 
     /// Keeps connections to `endpoints` only: pooled connections to others are closed now,
     /// busy ones when their exchange ends (they are not taken back).
-    pub(crate) fn keep_endpoints(&self, endpoints: &HashSet<SocketAddr>) {
+    pub(crate) fn keep_endpoints(&self, endpoints: &HashSet<UpstreamKey>) {
         // Dropped outside the locks: closing a connection wakes its task.
         let mut closed_h1 = Vec::new();
         let mut closed_h2 = Vec::new();
@@ -191,7 +220,14 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<TcpStream>, UpstreamError> {
+    /// A connection to `addr`, with TLS when `origin` says so; the connect timeout covers
+    /// the TLS handshake too.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        origin: Option<&TlsOrigin>,
+    ) -> Result<TokioIo<UpstreamIo>, UpstreamError> {
+        let started = Instant::now();
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout(addr))?
@@ -203,7 +239,15 @@ impl Pool {
         {
             tracing::debug!(%addr, %error, "TCP keepalive not set");
         }
-        Ok(TokioIo::new(stream))
+        let Some(origin) = origin else {
+            return Ok(TokioIo::new(Either::Left(stream)));
+        };
+        let left = self.connect_timeout.saturating_sub(started.elapsed());
+        let tls = tokio::time::timeout(left, origin.connect(stream))
+            .await
+            .map_err(|_| UpstreamError::ConnectTimeout(addr))?
+            .map_err(|e| UpstreamError::Tls(addr, e))?;
+        Ok(TokioIo::new(Either::Right(tls)))
     }
 
     /// Runs an upstream connection's task, tracked. (Not raced against a cancellation
@@ -220,18 +264,18 @@ impl Pool {
         });
     }
 
-    fn pop_h1(&self, addr: SocketAddr) -> Option<Idle> {
+    fn pop_h1(&self, key: UpstreamKey) -> Option<Idle> {
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
-        map.get_mut(&addr).and_then(VecDeque::pop_front)
+        map.get_mut(&key).and_then(VecDeque::pop_front)
     }
 
-    fn push_h1(&self, addr: SocketAddr, sender: http1::SendRequest<Body>) {
+    fn push_h1(&self, key: UpstreamKey, sender: http1::SendRequest<Body>) {
         if sender.is_closed() {
             return;
         }
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
         // No entry: the endpoint left the configuration; the connection closes.
-        if let Some(idle) = map.get_mut(&addr)
+        if let Some(idle) = map.get_mut(&key)
             && idle.len() < self.max_idle
         {
             idle.push_back(Idle {
@@ -245,8 +289,9 @@ impl Pool {
     async fn h1(
         &self,
         addr: SocketAddr,
+        origin: Option<&TlsOrigin>,
     ) -> Result<(http1::SendRequest<Body>, bool), UpstreamError> {
-        while let Some(mut idle) = self.pop_h1(addr) {
+        while let Some(mut idle) = self.pop_h1(UpstreamKey::new(addr, origin)) {
             if idle.since.elapsed() > self.idle_timeout || idle.sender.is_closed() {
                 continue;
             }
@@ -254,11 +299,15 @@ impl Pool {
                 return Ok((idle.sender, true));
             }
         }
-        Ok((self.new_h1(addr).await?, false))
+        Ok((self.new_h1(addr, origin).await?, false))
     }
 
-    async fn new_h1(&self, addr: SocketAddr) -> Result<http1::SendRequest<Body>, UpstreamError> {
-        let io = self.connect(addr).await?;
+    async fn new_h1(
+        &self,
+        addr: SocketAddr,
+        origin: Option<&TlsOrigin>,
+    ) -> Result<http1::SendRequest<Body>, UpstreamError> {
+        let io = self.connect(addr, origin).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -267,10 +316,15 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn h2(&self, addr: SocketAddr) -> Result<http2::SendRequest<Body>, UpstreamError> {
+    async fn h2(
+        &self,
+        addr: SocketAddr,
+        origin: Option<&TlsOrigin>,
+    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
+        let key = UpstreamKey::new(addr, origin);
         let existing = {
             let mut map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-            map.get_mut(&addr)
+            map.get_mut(&key)
                 .and_then(Option::as_mut)
                 .filter(|m| !m.sender.is_closed())
                 .map(|m| {
@@ -281,7 +335,7 @@ impl Pool {
         if let Some(sender) = existing {
             return Ok(sender);
         }
-        let io = self.connect(addr).await?;
+        let io = self.connect(addr, origin).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -289,7 +343,7 @@ impl Pool {
             .map_err(|e| UpstreamError::Http(addr, e))?;
         self.spawn_connection(addr, conn);
         let mut map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = map.get_mut(&addr) {
+        if let Some(slot) = map.get_mut(&key) {
             *slot = Some(Multiplexed {
                 used: Instant::now(),
                 sender: sender.clone(),
@@ -310,19 +364,20 @@ fn keepalive(idle: Duration) -> socket2::TcpKeepalive {
     probes
 }
 
-/// Sends `req` to `addr`. HTTP/1.1 requests must carry an origin-form URI and a Host header;
-/// HTTP/2 requests an absolute URI. `upgrade` asks for a connection of its own (it will be
-/// taken over by the upgraded stream).
+/// Sends `req` to `addr`, over TLS when `origin` is given. HTTP/1.1 requests must carry an
+/// origin-form URI and a Host header; HTTP/2 requests an absolute URI. `upgrade` asks for a
+/// connection of its own (it will be taken over by the upgraded stream).
 pub(crate) async fn send(
     shared: &Arc<Shared>,
     addr: SocketAddr,
     protocol: AppProtocol,
+    origin: Option<&TlsOrigin>,
     req: Request<Body>,
     upgrade: bool,
 ) -> Result<Response<Body>, UpstreamError> {
     let pool = &shared.http.pool;
     if protocol == AppProtocol::H2c {
-        let mut sender = pool.h2(addr).await?;
+        let mut sender = pool.h2(addr, origin).await?;
         let resp = sender
             .send_request(req)
             .await
@@ -330,21 +385,21 @@ pub(crate) async fn send(
         return Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync()));
     }
     if upgrade {
-        let mut sender = pool.new_h1(addr).await?;
+        let mut sender = pool.new_h1(addr, origin).await?;
         let resp = sender
             .send_request(req)
             .await
             .map_err(|e| UpstreamError::Http(addr, e))?;
         return Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync()));
     }
-    let (mut sender, reused) = pool.h1(addr).await?;
+    let (mut sender, reused) = pool.h1(addr, origin).await?;
     let resp = match sender.try_send_request(req).await {
         Ok(resp) => resp,
         Err(mut error) => match error.take_message() {
             // A pooled connection the backend closed before our request was written: the
             // request is intact, so it is safe to send it once on a fresh connection.
             Some(req) if reused => {
-                sender = pool.new_h1(addr).await?;
+                sender = pool.new_h1(addr, origin).await?;
                 sender
                     .send_request(req)
                     .await
@@ -354,13 +409,14 @@ pub(crate) async fn send(
         },
     };
     let (parts, body) = resp.into_parts();
+    let key = UpstreamKey::new(addr, origin);
     if body.is_end_stream() {
-        pool.push_h1(addr, sender);
+        pool.push_h1(key, sender);
         return Ok(Response::from_parts(parts, empty()));
     }
     let body = PooledBody {
         inner: body,
-        give_back: Some((shared.clone(), addr, sender)),
+        give_back: Some((shared.clone(), key, sender)),
     };
     Ok(Response::from_parts(parts, body.boxed_unsync()))
 }
@@ -368,7 +424,7 @@ pub(crate) async fn send(
 /// An HTTP/1.1 response body that returns its connection to the pool at its end.
 struct PooledBody {
     inner: Incoming,
-    give_back: Option<(Arc<Shared>, SocketAddr, http1::SendRequest<Body>)>,
+    give_back: Option<(Arc<Shared>, UpstreamKey, http1::SendRequest<Body>)>,
 }
 
 impl PooledBody {

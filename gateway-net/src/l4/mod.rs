@@ -231,6 +231,12 @@ pub(crate) struct StreamStats {
     pub(crate) connect_failed: AtomicU64,
     /// Connects that did not finish within `connect_timeout`.
     pub(crate) connect_timeouts: AtomicU64,
+    /// TLS handshakes with backends (BackendTLSPolicy) that failed because the backend's
+    /// certificate was refused.
+    pub(crate) tls_certificate_failed: AtomicU64,
+    /// TLS handshakes with backends that failed otherwise, or backends whose TLS settings
+    /// could not be built.
+    pub(crate) tls_handshake_failed: AtomicU64,
     /// Streams closed for idleness.
     pub(crate) idle_closed: AtomicU64,
     /// Streams closed by the drain deadline.
@@ -287,8 +293,8 @@ pub(crate) struct UdpStats {
 /// The outcome of choosing where a connection or session goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pick<'a> {
-    /// Connect here.
-    Endpoint(SocketAddr),
+    /// Connect here, to an endpoint of this backend.
+    Endpoint(SocketAddr, &'a ir::ServiceBackend),
     /// The share of an invalid backendRef: reject.
     Invalid(&'a str),
     /// The chosen backend has no ready endpoint, or there is no backend.
@@ -322,8 +328,7 @@ fn pick(backends: &[ir::WeightedBackend], n: usize) -> Pick<'_> {
                     let index = usize::try_from(turn % len).unwrap_or(0);
                     s.endpoints
                         .get(index)
-                        .copied()
-                        .map_or(Pick::NoEndpoint, Pick::Endpoint)
+                        .map_or(Pick::NoEndpoint, |e| Pick::Endpoint(*e, s))
                 }
             };
         }
@@ -385,6 +390,7 @@ mod tests {
                 port: 80,
                 protocol: AppProtocol::Tcp,
                 endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+                tls: None,
             }),
             filters: Vec::new(),
         }
@@ -403,8 +409,11 @@ mod tests {
             },
         ];
         let picks: Vec<_> = (0..6).map(|n| pick(&backends, n)).collect();
-        let a1 = Pick::Endpoint("127.0.0.1:1".parse().unwrap());
-        let a2 = Pick::Endpoint("127.0.0.1:2".parse().unwrap());
+        let Backend::Service(s) = &backends[0].backend else {
+            unreachable!()
+        };
+        let a1 = Pick::Endpoint("127.0.0.1:1".parse().unwrap(), s);
+        let a2 = Pick::Endpoint("127.0.0.1:2".parse().unwrap(), s);
         assert_eq!(
             picks,
             vec![a1, a2, Pick::Invalid("gone"), a1, a2, Pick::Invalid("gone")]

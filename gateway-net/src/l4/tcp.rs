@@ -26,6 +26,7 @@ use super::{Pick, RouteStreams, SocketRoute, TcpStats, pick, socket_route};
 use crate::observed::{Observed, ReadObserver};
 use crate::report::ListenerIssue;
 use crate::shared::{ConnCtx, Shared};
+use crate::tls::origin::OriginTable;
 
 /// A client stream [`proxy_stream`] serves: a plain TCP socket can be spliced, anything else
 /// (a TLS stream) is copied in user space.
@@ -61,6 +62,8 @@ pub(crate) struct TcpBindState {
     stats: Arc<TcpStats>,
     /// `L4Limits::max_connections_per_listener`.
     max_connections: usize,
+    /// TLS to backends that BackendTLSPolicies cover.
+    origins: OriginTable,
 }
 
 impl TcpBindState {
@@ -82,6 +85,7 @@ impl TcpBindState {
             route,
             stats,
             max_connections: shared.config.l4.max_connections_per_listener,
+            origins: OriginTable::build(listeners, &shared.origins),
         };
         (state, issues)
     }
@@ -121,13 +125,25 @@ pub(crate) async fn serve_tcp(state: Arc<TcpBindState>, stream: TcpStream, ctx: 
         tracing::debug!(peer = %ctx.peer, listener = ?state.listener, "no TCPRoute; closing");
         return;
     };
-    proxy_stream(stream, Bytes::new(), backends, streams, &ctx).await;
+    proxy_stream(
+        stream,
+        Bytes::new(),
+        backends,
+        streams,
+        Some(&state.origins),
+        &ctx,
+    )
+    .await;
 }
 
 /// Forwards a client byte stream to one of `backends` (chosen by weight): writes `prefix`
 /// first (the ClientHello a TLS passthrough peeked), then copies both directions until both
 /// sides are done. Used by TCP listeners and by TLS passthrough/terminate listeners. A plain
 /// TCP client is spliced on Linux when `L4Limits::tcp_splice` is on (see the module docs).
+///
+/// With `origins`, a backend a BackendTLSPolicy covers is reached over TLS (its handshake
+/// within the connect timeout), or not at all. TLS passthrough passes `None`: the client's own
+/// TLS goes to the backend.
 ///
 /// An invalid backend's share, a backend without ready endpoints, a refused connect or one
 /// slower than `L4Limits::connect_timeout` close the client connection. Once connected, each
@@ -139,14 +155,15 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
     prefix: Bytes,
     backends: &[ir::WeightedBackend],
     streams: &RouteStreams,
+    origins: Option<&OriginTable>,
     ctx: &ConnCtx,
 ) {
     let gone = &streams.gone;
     let l4 = &ctx.shared.l4;
     let stats = &l4.streams;
     let limits = &ctx.shared.config.l4;
-    let endpoint = match pick(backends, l4.next_pick()) {
-        Pick::Endpoint(endpoint) => endpoint,
+    let (endpoint, service) = match pick(backends, l4.next_pick()) {
+        Pick::Endpoint(endpoint, service) => (endpoint, service),
         Pick::Invalid(reason) => {
             stats
                 .rejected_invalid_backend
@@ -160,6 +177,16 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
             return;
         }
     };
+    let origin = match origins.and_then(|o| o.get(service)) {
+        None => None,
+        Some(Ok(origin)) => Some(origin),
+        Some(Err(reason)) => {
+            stats.tls_handshake_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = %ctx.peer, %endpoint, reason, "no TLS settings for the backend; closing");
+            return;
+        }
+    };
+    let started = Instant::now();
     let connect = tokio::time::timeout(limits.connect_timeout, TcpStream::connect(endpoint));
     let mut upstream = tokio::select! {
         biased;
@@ -181,6 +208,35 @@ pub(crate) async fn proxy_stream<IO: ClientStream>(
     };
     if let Err(error) = upstream.set_nodelay(true) {
         tracing::debug!(%endpoint, %error, "TCP_NODELAY not set");
+    }
+    if let Some(origin) = origin {
+        let left = limits.connect_timeout.saturating_sub(started.elapsed());
+        let handshake = tokio::time::timeout(left, origin.connect(upstream));
+        let tls = tokio::select! {
+            biased;
+            () = ctx.kill.cancelled() => return,
+            () = gone.cancelled() => return,
+            done = handshake => match done {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    let counter = if crate::tls::origin::is_certificate_error(&error) {
+                        &stats.tls_certificate_failed
+                    } else {
+                        &stats.tls_handshake_failed
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %ctx.peer, %endpoint, policy = %origin.policy, %error, "TLS to the backend failed; closing");
+                    return;
+                }
+                Err(_) => {
+                    stats.connect_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %ctx.peer, %endpoint, "TLS handshake with the backend timed out; closing");
+                    return;
+                }
+            },
+        };
+        copy_both_ways(client, tls, gone, ctx).await;
+        return;
     }
     if !prefix.is_empty() {
         // A fresh socket's send buffer takes a ClientHello without waiting; the deadline
@@ -279,13 +335,10 @@ impl Activity {
     }
 }
 
-async fn copy_both_ways<IO>(
-    client: IO,
-    upstream: TcpStream,
-    gone: &CancellationToken,
-    ctx: &ConnCtx,
-) where
+async fn copy_both_ways<IO, U>(client: IO, upstream: U, gone: &CancellationToken, ctx: &ConnCtx)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
+    U: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let limits = &ctx.shared.config.l4;
     let activity = Activity::new();

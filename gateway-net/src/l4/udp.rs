@@ -329,7 +329,7 @@ async fn open_session(
         return None;
     };
     let endpoint = match pick(backends, shared.l4.next_pick()) {
-        Pick::Endpoint(endpoint) => endpoint,
+        Pick::Endpoint(endpoint, _) => endpoint,
         Pick::Invalid(reason) => {
             tracing::debug!(%client, reason, "invalid backend chosen; datagram dropped");
             return None;

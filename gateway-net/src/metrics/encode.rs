@@ -139,6 +139,16 @@ pub(super) fn http(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt:
         &[("protocol", "tcp"), ("reason", "connect_timeout")],
         load(&streams.connect_timeouts),
     )?;
+    counter(
+        &mut m,
+        &[("protocol", "tcp"), ("reason", "tls_certificate")],
+        load(&streams.tls_certificate_failed),
+    )?;
+    counter(
+        &mut m,
+        &[("protocol", "tcp"), ("reason", "tls_handshake")],
+        load(&streams.tls_handshake_failed),
+    )?;
 
     let mut m = encoder.encode_descriptor(
         "gateway_tls_handshake_failures",

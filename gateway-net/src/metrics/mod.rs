@@ -82,13 +82,21 @@ pub(crate) enum UpstreamFailure {
     Timeout = 2,
     /// The connection failed during the exchange (reset, malformed response).
     ExchangeError = 3,
+    /// The backend's certificate was refused (BackendTLSPolicy: untrusted chain, wrong
+    /// name, expired).
+    TlsCertificate = 4,
+    /// The TLS handshake with the backend failed otherwise, or the policy's TLS settings
+    /// could not be built.
+    TlsHandshake = 5,
 }
 
-const UPSTREAM_REASONS: [&str; 4] = [
+const UPSTREAM_REASONS: [&str; 6] = [
     "connect_error",
     "connect_timeout",
     "timeout",
     "exchange_error",
+    "tls_certificate",
+    "tls_handshake",
 ];
 
 /// Outcome of an `apply` or of a configuration that could not be applied.

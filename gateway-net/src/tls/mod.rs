@@ -9,6 +9,7 @@
 
 mod certs;
 mod client_hello;
+pub(crate) mod origin;
 
 use std::collections::HashMap;
 use std::io;
@@ -35,6 +36,7 @@ use client_hello::{ClientHello, ClientHelloError, parse_client_hello};
 #[doc(hidden)]
 pub(crate) mod fuzzing {
     pub use super::client_hello::{ClientHello, ClientHelloError, parse_client_hello};
+    pub use super::origin::uri_names;
 }
 
 /// TLS handshake limits.
@@ -131,6 +133,8 @@ pub(crate) struct TlsBindState {
     /// Keyed by the route's address in the Ir listeners this state holds (stable for its
     /// life), so a connection finds them without building a key.
     streams: HashMap<usize, crate::l4::RouteStreams>,
+    /// TLS to the backends of terminated TLSRoutes that BackendTLSPolicies cover.
+    origins: origin::OriginTable,
     limits: TlsLimits,
 }
 
@@ -186,6 +190,7 @@ impl TlsBindState {
             configs,
             http: crate::http::HttpBindState::build(&https, shared),
             streams,
+            origins: origin::OriginTable::build(&served, &shared.origins),
             limits: shared.config.tls.clone(),
         };
         (state, issues)
@@ -241,7 +246,8 @@ async fn serve(
     match listener.protocol {
         ListenerProtocol::TlsPassthrough => {
             let (route, streams) = tls_route(state, sni.as_deref())?;
-            crate::l4::proxy_stream(stream, prefix, &route.backends, streams, ctx).await;
+            // The client's own TLS goes to the backend: nothing to originate.
+            crate::l4::proxy_stream(stream, prefix, &route.backends, streams, None, ctx).await;
             Ok(())
         }
         ListenerProtocol::TlsTerminate => {
@@ -249,7 +255,9 @@ async fn serve(
             // without presenting a certificate, as for passthrough.
             let (route, streams) = tls_route(state, sni.as_deref())?;
             let tls = handshake(state, listener, stream, prefix, ctx).await?;
-            crate::l4::proxy_stream(tls, Bytes::new(), &route.backends, streams, ctx).await;
+            let origins = Some(&state.origins);
+            crate::l4::proxy_stream(tls, Bytes::new(), &route.backends, streams, origins, ctx)
+                .await;
             Ok(())
         }
         ListenerProtocol::Https => {

@@ -2,6 +2,7 @@
 //! clients, configurations compiled from real manifests.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)] // test code
 
+mod backend_tls;
 mod common;
 mod http;
 mod l4;
