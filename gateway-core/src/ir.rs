@@ -603,9 +603,10 @@ pub struct BackendTls {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum TrustAnchors {
-    /// CA certificates, PEM (`validation.caCertificateRefs`), named by their ConfigMaps.
+    /// CA certificates, PEM (`validation.caCertificateRefs`), named by their ConfigMaps or
+    /// Secrets.
     Bundle {
-        /// The ConfigMaps the bundle was read from.
+        /// The ConfigMaps and Secrets the bundle was read from.
         sources: Vec<ObjectKey>,
         /// Concatenated `ca.crt` values.
         #[serde(skip)]

@@ -249,33 +249,41 @@ fn compile_policy<'s>(index: &Index<'s>, policy: &'s BackendTlsPolicy) -> Compil
             let mut pem = Vec::new();
             let mut problems = Vec::new();
             for ca_ref in &validation.ca_certificate_refs {
-                if !ca_ref.group.is_empty() || ca_ref.kind != "ConfigMap" {
-                    problems.push((
-                        Reason::InvalidKind,
-                        format!(
-                            "caCertificateRef {}/{} {:?} is not a ConfigMap",
-                            super::backend::display_group(&ca_ref.group),
-                            ca_ref.kind,
-                            ca_ref.name
-                        ),
-                    ));
-                    continue;
-                }
-                let bundle = index
-                    .config_map(namespace, &ca_ref.name)
-                    .and_then(|c| c.get("ca.crt"))
-                    .and_then(Result::ok)
-                    .filter(|p| {
-                        let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(p).collect();
-                        certs.is_ok_and(|c| !c.is_empty())
-                    });
+                // ConfigMaps are the spec's Core; Secrets (the same `ca.crt` key) are what
+                // cert-manager writes a CA to, and Envoy Gateway reads them too.
+                let (kind, found) = match (ca_ref.group.as_str(), ca_ref.kind.as_str()) {
+                    ("", "ConfigMap") => (
+                        ResourceKind::ConfigMap,
+                        index
+                            .config_map(namespace, &ca_ref.name)
+                            .and_then(|c| c.get("ca.crt")),
+                    ),
+                    ("", "Secret") => (
+                        ResourceKind::Secret,
+                        index
+                            .secret(namespace, &ca_ref.name)
+                            .and_then(|c| c.get("ca.crt")),
+                    ),
+                    _ => {
+                        problems.push((
+                            Reason::InvalidKind,
+                            format!(
+                                "caCertificateRef {}/{} {:?} is neither a ConfigMap nor a Secret",
+                                super::backend::display_group(&ca_ref.group),
+                                ca_ref.kind,
+                                ca_ref.name
+                            ),
+                        ));
+                        continue;
+                    }
+                };
+                let bundle = found.and_then(Result::ok).filter(|p| {
+                    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(p).collect();
+                    certs.is_ok_and(|c| !c.is_empty())
+                });
                 match bundle {
                     Some(bundle) => {
-                        sources.push(ObjectKey::new(
-                            ResourceKind::ConfigMap,
-                            namespace,
-                            &ca_ref.name,
-                        ));
+                        sources.push(ObjectKey::new(kind, namespace, &ca_ref.name));
                         pem.extend_from_slice(&bundle);
                         if !pem.ends_with(b"\n") {
                             pem.push(b'\n');
@@ -284,9 +292,9 @@ fn compile_policy<'s>(index: &Index<'s>, policy: &'s BackendTlsPolicy) -> Compil
                     None => problems.push((
                         Reason::InvalidCACertificateRef,
                         format!(
-                            "ConfigMap {namespace}/{} is missing or has no valid PEM \
-                             certificate in \"ca.crt\"",
-                            ca_ref.name
+                            "{} {namespace}/{} is missing or has no valid PEM certificate in \
+                             \"ca.crt\"",
+                            ca_ref.kind, ca_ref.name
                         ),
                     )),
                 }

@@ -684,3 +684,134 @@ mod listener_sets {
         assert_eq!(set_status(&status, "ls").listeners[0].attached_routes, 1);
     }
 }
+
+fn tls_policy(name: &str, ca: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "BackendTLSPolicy",
+           "metadata": {"name": name, "namespace": "apps", "generation": 3},
+           "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "svc"}],
+                    "validation": {"caCertificateRefs": [ca], "hostname": "svc.internal"}}})
+}
+
+fn tls_route() -> serde_json::Value {
+    route(
+        "apps",
+        "r",
+        json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
+               "rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}),
+    )
+}
+
+/// The policy status and the backend of `apps/r`'s first rule.
+fn policy_outcome(
+    docs: &[serde_json::Value],
+) -> (Vec<(String, String, String)>, crate::ir::Backend) {
+    let (ir, status) = compile(&snapshot(docs), &Options::default());
+    let conditions = status
+        .policies
+        .first()
+        .map(|p| {
+            p.status.ancestors[0]
+                .conditions
+                .iter()
+                .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rule = &ir.binds[0].listeners[0].http_routes[0].rules[0];
+    let RuleAction::Forward(backends) = &rule.action else {
+        panic!("a forwarding rule");
+    };
+    // The route's own ResolvedRefs never carries the policy's problems.
+    assert!(find(route_conditions(&status, "apps", "r"), "ResolvedRefs").is_true());
+    (conditions, backends[0].backend.clone())
+}
+
+#[test]
+fn a_backend_tls_policy_reads_its_ca_from_a_config_map_or_a_secret() {
+    let pem = pem_shaped_certificate();
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "ca", "namespace": "apps"}, "data": {"ca.crt": pem}});
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ca-secret", "namespace": "apps"}, "stringData": {"ca.crt": pem}});
+    for (ca, source) in [
+        (
+            json!({"group": "", "kind": "ConfigMap", "name": "ca"}),
+            ResourceKind::ConfigMap,
+        ),
+        (
+            json!({"group": "", "kind": "Secret", "name": "ca-secret"}),
+            ResourceKind::Secret,
+        ),
+    ] {
+        let docs = [
+            class(),
+            gateway(http_listener()),
+            service("apps", "svc"),
+            tls_route(),
+            config_map.clone(),
+            secret.clone(),
+            tls_policy("p", ca),
+        ];
+        let (conditions, backend) = policy_outcome(&docs);
+        assert!(
+            conditions.iter().all(|(_, status, _)| status == "True"),
+            "{conditions:?}"
+        );
+        let Backend::Service(service) = backend else {
+            panic!("a usable backend");
+        };
+        let tls = service.tls.expect("TLS to the backend");
+        assert_eq!(tls.sni, "svc.internal");
+        match &tls.trust {
+            crate::ir::TrustAnchors::Bundle { sources, .. } => {
+                assert_eq!(sources[0].kind, source);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_backend_tls_policy_without_a_usable_ca_fails_closed() {
+    for (ca, resolved) in [
+        (
+            json!({"group": "", "kind": "ConfigMap", "name": "absent"}),
+            "InvalidCACertificateRef",
+        ),
+        (
+            json!({"group": "example.com", "kind": "Vault", "name": "ca"}),
+            "InvalidKind",
+        ),
+    ] {
+        let docs = [
+            class(),
+            gateway(http_listener()),
+            service("apps", "svc"),
+            tls_route(),
+            tls_policy("p", ca),
+        ];
+        let (conditions, backend) = policy_outcome(&docs);
+        assert_eq!(
+            conditions,
+            vec![
+                (
+                    "Accepted".to_owned(),
+                    "False".to_owned(),
+                    "NoValidCACertificate".to_owned()
+                ),
+                (
+                    "ResolvedRefs".to_owned(),
+                    "False".to_owned(),
+                    resolved.to_owned()
+                ),
+            ]
+        );
+        assert!(matches!(backend, Backend::Invalid { .. }), "{backend:?}");
+    }
+}
+
+/// A PEM block that parses as a certificate for the structure checks compile makes (compile
+/// does not verify signatures; the data plane does).
+fn pem_shaped_certificate() -> String {
+    "-----BEGIN CERTIFICATE-----\nMIIBZjCCAQ2gAwIBAgIUAQIDBAUGBwgJCgsMDQ4PEBESExQwCgYIKoZIzj0EAwIw\nDTELMAkGA1UEAwwCY2EwHhcNMjYwMTAxMDAwMDAwWhcNMzYwMTAxMDAwMDAwWjAN\n-----END CERTIFICATE-----\n".to_owned()
+}
