@@ -230,7 +230,8 @@ fn bench_compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    for n in [1_000usize, 10_000] {
+    // 1 000 to 20 000: the cost per route should stay flat (issue 19).
+    for n in [1_000usize, 10_000, 20_000] {
         let snapshot = snapshot(n);
         group.bench_with_input(BenchmarkId::new("http_routes", n), &snapshot, |b, s| {
             b.iter(|| black_box(compile(s, &Options::default())))
