@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{Errors, FieldError, names};
+use super::{At, Errors, FieldError, names};
 use crate::model::{
     self, GatewaySpecAddress, LabelSelector, Listener, ObjectReference, ParametersReference,
     ProtocolType, SecretObjectReference, TlsConfig, TlsModeType,
@@ -23,10 +23,10 @@ pub fn gateway_class(r: &model::GatewayClass) -> Vec<FieldError> {
         );
     }
     if let Some(description) = &r.spec.description {
-        e.max_len("spec.description", description, 64);
+        e.max_len(&At::root("spec.description"), description, 64);
     }
     if let Some(p) = &r.spec.parameters_ref {
-        parameters_ref(&mut e, "spec.parametersRef", p);
+        parameters_ref(&mut e, &At::root("spec.parametersRef"), p);
     }
     e.into_vec()
 }
@@ -42,11 +42,11 @@ impl Errors {
     }
 }
 
-fn parameters_ref(e: &mut Errors, path: &str, p: &ParametersReference) {
-    e.group(&format!("{path}.group"), &p.group);
-    e.kind(&format!("{path}.kind"), &p.kind);
-    e.object_name(&format!("{path}.name"), &p.name);
-    e.namespace(&format!("{path}.namespace"), p.namespace.as_deref());
+fn parameters_ref(e: &mut Errors, path: &At<'_>, p: &ParametersReference) {
+    e.group(&path.field("group"), &p.group);
+    e.kind(&path.field("kind"), &p.kind);
+    e.object_name(&path.field("name"), &p.name);
+    e.namespace(&path.field("namespace"), p.namespace.as_deref());
 }
 
 /// Checks a Gateway.
@@ -57,21 +57,31 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
     if spec.gateway_class_name.is_empty() {
         e.add("spec.gatewayClassName", "is required");
     } else {
-        e.max_len("spec.gatewayClassName", &spec.gateway_class_name, 253);
+        e.max_len(
+            &At::root("spec.gatewayClassName"),
+            &spec.gateway_class_name,
+            253,
+        );
     }
-    listeners(&mut e, "spec.listeners", &spec.listeners);
-    addresses(&mut e, "spec.addresses", &spec.addresses);
+    listeners(&mut e, &At::root("spec.listeners"), &spec.listeners);
+    addresses(&mut e, &At::root("spec.addresses"), &spec.addresses);
     if let Some(infra) = &spec.infrastructure {
-        metadata_map(&mut e, "spec.infrastructure.labels", &infra.labels, 8, true);
         metadata_map(
             &mut e,
-            "spec.infrastructure.annotations",
+            &At::root("spec.infrastructure.labels"),
+            &infra.labels,
+            8,
+            true,
+        );
+        metadata_map(
+            &mut e,
+            &At::root("spec.infrastructure.annotations"),
             &infra.annotations,
             16,
             false,
         );
         if let Some(p) = &infra.parameters_ref {
-            parameters_ref(&mut e, "spec.infrastructure.parametersRef", p);
+            parameters_ref(&mut e, &At::root("spec.infrastructure.parametersRef"), p);
         }
     }
     if let Some(ns) = spec
@@ -81,7 +91,7 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
     {
         namespaces_from(
             &mut e,
-            "spec.allowedListeners.namespaces",
+            &At::root("spec.allowedListeners.namespaces"),
             ns,
             &["All", "Selector", "Same", "None"],
         );
@@ -92,28 +102,32 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
             .as_ref()
             .and_then(|b| b.client_certificate_ref.as_ref())
         {
-            secret_ref(&mut e, "spec.tls.backend.clientCertificateRef", cert);
+            secret_ref(
+                &mut e,
+                &At::root("spec.tls.backend.clientCertificateRef"),
+                cert,
+            );
         }
         if let Some(frontend) = &tls.frontend {
             match &frontend.default {
-                Some(config) => tls_config(&mut e, "spec.tls.frontend.default", config),
+                Some(config) => tls_config(&mut e, &At::root("spec.tls.frontend.default"), config),
                 None => e.add(
                     "spec.tls.frontend.default",
                     "is required when frontend is set",
                 ),
             }
-            let path = "spec.tls.frontend.perPort";
-            e.max_items(path, frontend.per_port.len(), 64);
+            let path = At::root("spec.tls.frontend.perPort");
+            e.max_items(&path, frontend.per_port.len(), 64);
             for (j, entry) in frontend.per_port.iter().enumerate() {
-                let field = format!("{path}[{j}]");
-                e.port(&format!("{field}.port"), entry.port);
-                tls_config(&mut e, &format!("{field}.tls"), &entry.tls);
+                let field = path.index(j);
+                e.port(&field.field("port"), entry.port);
+                tls_config(&mut e, &field.field("tls"), &entry.tls);
                 if let Some(i) = frontend.per_port[..j]
                     .iter()
                     .position(|p| p.port == entry.port)
                 {
                     e.add(
-                        format!("{field}.port"),
+                        field.field("port"),
                         format!(
                             "duplicates perPort[{i}]: each port may have one TLS configuration"
                         ),
@@ -123,7 +137,7 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
         }
     }
     if let Some(scope) = &spec.default_scope {
-        e.one_of("spec.defaultScope", scope, &["All", "None"]);
+        e.one_of(&At::root("spec.defaultScope"), scope, &["All", "None"]);
     }
     e.into_vec()
 }
@@ -132,64 +146,67 @@ pub fn gateway(r: &model::Gateway) -> Vec<FieldError> {
 pub fn listener_set(r: &model::ListenerSet) -> Vec<FieldError> {
     let mut e = Errors::default();
     e.metadata(&r.metadata);
-    e.parent_ref("spec.parentRef", &r.spec.parent_ref);
-    listeners(&mut e, "spec.listeners", &r.spec.listeners);
+    e.parent_ref(&At::root("spec.parentRef"), &r.spec.parent_ref);
+    listeners(&mut e, &At::root("spec.listeners"), &r.spec.listeners);
     e.into_vec()
 }
 
-fn tls_config(e: &mut Errors, path: &str, config: &TlsConfig) {
+fn tls_config(e: &mut Errors, path: &At<'_>, config: &TlsConfig) {
     let Some(validation) = &config.validation else {
         return;
     };
-    let field = format!("{path}.validation.caCertificateRefs");
+    let field = path.field("validation.caCertificateRefs");
     e.items(&field, validation.ca_certificate_refs.len(), 1, 16);
     for (i, r) in validation.ca_certificate_refs.iter().enumerate() {
-        object_ref(e, &format!("{field}[{i}]"), r);
+        object_ref(e, &field.index(i), r);
     }
     if let Some(mode) = &validation.mode {
         e.one_of(
-            &format!("{path}.validation.mode"),
+            &path.field("validation").field("mode"),
             mode,
             &["AllowValidOnly", "AllowInsecureFallback"],
         );
     }
 }
 
-fn object_ref(e: &mut Errors, path: &str, r: &ObjectReference) {
-    e.group(&format!("{path}.group"), &r.group);
-    e.kind(&format!("{path}.kind"), &r.kind);
-    e.object_name(&format!("{path}.name"), &r.name);
-    e.namespace(&format!("{path}.namespace"), r.namespace.as_deref());
+fn object_ref(e: &mut Errors, path: &At<'_>, r: &ObjectReference) {
+    e.group(&path.field("group"), &r.group);
+    e.kind(&path.field("kind"), &r.kind);
+    e.object_name(&path.field("name"), &r.name);
+    e.namespace(&path.field("namespace"), r.namespace.as_deref());
 }
 
-fn secret_ref(e: &mut Errors, path: &str, r: &SecretObjectReference) {
+fn secret_ref(e: &mut Errors, path: &At<'_>, r: &SecretObjectReference) {
     if let Some(group) = &r.group {
-        e.group(&format!("{path}.group"), group);
+        e.group(&path.field("group"), group);
     }
     if let Some(kind) = &r.kind {
-        e.kind(&format!("{path}.kind"), kind);
+        e.kind(&path.field("kind"), kind);
     }
-    e.object_name(&format!("{path}.name"), &r.name);
-    e.namespace(&format!("{path}.namespace"), r.namespace.as_deref());
+    e.object_name(&path.field("name"), &r.name);
+    e.namespace(&path.field("namespace"), r.namespace.as_deref());
 }
 
-fn namespaces_from(e: &mut Errors, path: &str, ns: &model::NamespacesFrom, allowed: &[&str]) {
+fn namespaces_from(e: &mut Errors, path: &At<'_>, ns: &model::NamespacesFrom, allowed: &[&str]) {
     if let Some(from) = &ns.from {
-        e.one_of(&format!("{path}.from"), from.as_str(), allowed);
+        e.one_of(&path.field("from"), from.as_str(), allowed);
     }
     if let Some(selector) = &ns.selector {
-        label_selector(e, &format!("{path}.selector"), selector);
+        label_selector(e, &path.field("selector"), selector);
     }
 }
 
-fn label_selector(e: &mut Errors, path: &str, selector: &LabelSelector) {
+fn label_selector(e: &mut Errors, path: &At<'_>, selector: &LabelSelector) {
     for (i, req) in selector.match_expressions.iter().enumerate() {
         if req.key.is_empty() {
-            e.add(format!("{path}.matchExpressions[{i}].key"), "is required");
+            e.add(
+                path.field("matchExpressions").index(i).field("key"),
+                "is required",
+            );
         }
         if req.operator.is_empty() {
             e.add(
-                format!("{path}.matchExpressions[{i}].operator"),
+                path.field("matchExpressions").index(i).field("operator"),
                 "is required",
             );
         }
@@ -198,7 +215,7 @@ fn label_selector(e: &mut Errors, path: &str, selector: &LabelSelector) {
 
 fn metadata_map(
     e: &mut Errors,
-    path: &str,
+    path: &At<'_>,
     map: &BTreeMap<String, String>,
     max: usize,
     labels: bool,
@@ -227,31 +244,31 @@ fn metadata_map(
     }
 }
 
-fn addresses(e: &mut Errors, path: &str, addresses: &[GatewaySpecAddress]) {
+fn addresses(e: &mut Errors, path: &At<'_>, addresses: &[GatewaySpecAddress]) {
     e.max_items(path, addresses.len(), 16);
     for (j, a) in addresses.iter().enumerate() {
-        let field = format!("{path}[{j}]");
+        let field = path.index(j);
         let type_ = a.type_.as_deref().unwrap_or("IPAddress");
         if !names::is_valid_address_type(type_) {
             e.add(
-                format!("{field}.type"),
+                field.field("type"),
                 format!("invalid address type {type_:?}: must be IPAddress, Hostname, NamedAddress or a domain-prefixed type such as \"example.com/custom\""),
             );
         }
         let Some(value) = a.value.as_deref().filter(|v| !v.is_empty()) else {
             continue;
         };
-        let value_field = format!("{field}.value");
+        let value_field = field.field("value");
         e.max_len(&value_field, value, 253);
         match type_ {
             // The CRD leaves IP syntax to the Go type's documentation ("must be an IPv4 or
             // IPv6 address"); an unparsable value can never be assigned, so it is refused.
             "IPAddress" if value.parse::<IpAddr>().is_err() => {
-                e.add(value_field.clone(), format!("invalid IP address {value:?}"));
+                e.add(value_field, format!("invalid IP address {value:?}"));
             }
             "Hostname" if !names::is_hostname_syntax(value, true) => {
                 e.add(
-                    value_field.clone(),
+                    value_field,
                     format!("invalid hostname {value:?}: must be a lower-case DNS name, optionally with a leading \"*.\" label"),
                 );
             }
@@ -272,16 +289,16 @@ fn addresses(e: &mut Errors, path: &str, addresses: &[GatewaySpecAddress]) {
 }
 
 /// Listeners of a Gateway or ListenerSet, with the CRD's per-listener and cross-listener rules.
-fn listeners(e: &mut Errors, path: &str, listeners: &[Listener]) {
+fn listeners(e: &mut Errors, path: &At<'_>, listeners: &[Listener]) {
     e.items(path, listeners.len(), 1, 64);
     for (j, l) in listeners.iter().enumerate() {
-        let field = format!("{path}[{j}]");
+        let field = path.index(j);
         listener(e, &field, l);
         if !l.name.is_empty()
             && let Some(i) = listeners[..j].iter().position(|o| o.name == l.name)
         {
             e.add(
-                format!("{field}.name"),
+                field.field("name"),
                 format!("duplicate listener name {:?} (also listeners[{i}]): listener names must be unique", l.name),
             );
         }
@@ -292,22 +309,22 @@ fn listeners(e: &mut Errors, path: &str, listeners: &[Listener]) {
     }
 }
 
-fn listener(e: &mut Errors, path: &str, l: &Listener) {
+fn listener(e: &mut Errors, path: &At<'_>, l: &Listener) {
     if l.name.is_empty() {
-        e.add(format!("{path}.name"), "is required");
+        e.add(path.field("name"), "is required");
     } else {
-        e.section_name(&format!("{path}.name"), &l.name);
+        e.section_name(&path.field("name"), &l.name);
     }
-    e.port(&format!("{path}.port"), l.port);
+    e.port(&path.field("port"), l.port);
     let protocol = l.protocol.as_str();
     if protocol.is_empty() {
         e.add(
-            format!("{path}.protocol"),
+            path.field("protocol"),
             "is required (HTTP, HTTPS, TLS, TCP, UDP or a domain-prefixed protocol)",
         );
     } else if !names::is_valid_protocol(protocol) {
         e.add(
-            format!("{path}.protocol"),
+            path.field("protocol"),
             format!("invalid protocol {protocol:?}: must be HTTP, HTTPS, TLS, TCP, UDP or a domain-prefixed protocol such as \"example.com/custom\""),
         );
     }
@@ -315,17 +332,17 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
     if let Some(hostname) = &l.hostname {
         if is_l4 && !hostname.is_empty() {
             e.add(
-                format!("{path}.hostname"),
+                path.field("hostname"),
                 format!("must not be set for protocol {protocol}"),
             );
         } else {
-            e.hostname(&format!("{path}.hostname"), hostname, true);
+            e.hostname(&path.field("hostname"), hostname, true);
         }
     }
     match (&l.tls, &l.protocol) {
         (Some(_), ProtocolType::Http | ProtocolType::Tcp | ProtocolType::Udp) => {
             e.add(
-                format!("{path}.tls"),
+                path.field("tls"),
                 format!("must not be set for protocol {protocol}"),
             );
         }
@@ -333,7 +350,7 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
         // too, and an HTTPS listener without certificates can never serve.
         (None, ProtocolType::Https | ProtocolType::Tls) => {
             e.add(
-                format!("{path}.tls"),
+                path.field("tls"),
                 format!("is required for protocol {protocol}"),
             );
         }
@@ -343,35 +360,35 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
         let mode = tls.mode();
         if let Some(m) = &tls.mode {
             e.one_of(
-                &format!("{path}.tls.mode"),
+                &path.field("tls").field("mode"),
                 m.as_str(),
                 &["Terminate", "Passthrough"],
             );
         }
         if l.protocol == ProtocolType::Https && mode != TlsModeType::Terminate && mode.is_known() {
             e.add(
-                format!("{path}.tls.mode"),
+                path.field("tls").field("mode"),
                 "must be Terminate for protocol HTTPS",
             );
         }
-        let refs = format!("{path}.tls.certificateRefs");
+        let refs = path.field("tls.certificateRefs");
         if mode == TlsModeType::Terminate
             && tls.certificate_refs.is_empty()
             && tls.options.is_empty()
         {
             e.add(
-                refs.clone(),
+                refs,
                 "certificateRefs or options must be set when mode is Terminate",
             );
         }
         e.max_items(&refs, tls.certificate_refs.len(), 64);
         for (i, r) in tls.certificate_refs.iter().enumerate() {
-            secret_ref(e, &format!("{refs}[{i}]"), r);
+            secret_ref(e, &refs.index(i), r);
         }
-        let options = format!("{path}.tls.options");
+        let options = path.field("tls.options");
         if tls.options.len() > 16 {
             e.add(
-                options.clone(),
+                options,
                 format!("at most 16 entries (found {})", tls.options.len()),
             );
         }
@@ -383,18 +400,18 @@ fn listener(e: &mut Errors, path: &str, l: &Listener) {
         if let Some(ns) = &allowed.namespaces {
             namespaces_from(
                 e,
-                &format!("{path}.allowedRoutes.namespaces"),
+                &path.field("allowedRoutes").field("namespaces"),
                 ns,
                 &["All", "Selector", "Same"],
             );
         }
-        let kinds = format!("{path}.allowedRoutes.kinds");
+        let kinds = path.field("allowedRoutes.kinds");
         e.max_items(&kinds, allowed.kinds.len(), 8);
         for (i, k) in allowed.kinds.iter().enumerate() {
             if let Some(group) = &k.group {
-                e.group(&format!("{kinds}[{i}].group"), group);
+                e.group(&kinds.index(i).field("group"), group);
             }
-            e.kind(&format!("{kinds}[{i}].kind"), &k.kind);
+            e.kind(&kinds.index(i).field("kind"), &k.kind);
         }
     }
 }

@@ -45,14 +45,67 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
+/// A field's JSON path (`spec.rules[0].matches[1]`), written out only when an error names
+/// it: a valid object (nearly every object, on every reload) costs no string building.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    segment: Segment<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Segment<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+impl<'a> At<'a> {
+    /// A path from the object root (`spec.rules`).
+    const fn root(name: &'a str) -> At<'a> {
+        At {
+            parent: None,
+            segment: Segment::Name(name),
+        }
+    }
+
+    /// `self.name`.
+    fn field(&'a self, name: &'a str) -> At<'a> {
+        At {
+            parent: Some(self),
+            segment: Segment::Name(name),
+        }
+    }
+
+    /// `self[index]`.
+    fn index(&'a self, index: usize) -> At<'a> {
+        At {
+            parent: Some(self),
+            segment: Segment::Index(index),
+        }
+    }
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(parent) = self.parent {
+            parent.fmt(f)?;
+        }
+        match self.segment {
+            Segment::Name(name) if self.parent.is_some() => write!(f, ".{name}"),
+            Segment::Name(name) => f.write_str(name),
+            Segment::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
 /// Collects violations while walking one object.
 #[derive(Default)]
 struct Errors(Vec<FieldError>);
 
 impl Errors {
-    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    fn add(&mut self, field: impl fmt::Display, message: impl Into<String>) {
         self.0.push(FieldError {
-            field: field.into(),
+            field: field.to_string(),
             message: message.into(),
         });
     }
@@ -62,14 +115,14 @@ impl Errors {
     }
 
     /// `maxItems`.
-    fn max_items(&mut self, field: &str, len: usize, max: usize) {
+    fn max_items(&mut self, field: &(impl fmt::Display + ?Sized), len: usize, max: usize) {
         if len > max {
             self.add(field, format!("at most {max} entries (found {len})"));
         }
     }
 
     /// `minItems` and `maxItems`.
-    fn items(&mut self, field: &str, len: usize, min: usize, max: usize) {
+    fn items(&mut self, field: &(impl fmt::Display + ?Sized), len: usize, min: usize, max: usize) {
         if len < min {
             if min == 1 {
                 self.add(field, "at least 1 entry is required");
@@ -84,7 +137,7 @@ impl Errors {
     }
 
     /// `maxLength` on a string.
-    fn max_len(&mut self, field: &str, text: &str, max: usize) {
+    fn max_len(&mut self, field: &(impl fmt::Display + ?Sized), text: &str, max: usize) {
         let len = text.chars().count();
         if len > max {
             self.add(field, format!("at most {max} characters (found {len})"));
@@ -92,7 +145,7 @@ impl Errors {
     }
 
     /// `minimum` and `maximum` on an integer.
-    fn range(&mut self, field: &str, value: i64, min: i64, max: i64) {
+    fn range(&mut self, field: &(impl fmt::Display + ?Sized), value: i64, min: i64, max: i64) {
         if value < min || value > max {
             self.add(
                 field,
@@ -101,12 +154,12 @@ impl Errors {
         }
     }
 
-    fn port(&mut self, field: &str, port: i64) {
+    fn port(&mut self, field: &(impl fmt::Display + ?Sized), port: i64) {
         self.range(field, port, 1, 65535);
     }
 
     /// An enum value; `""` reads as a missing required field.
-    fn one_of(&mut self, field: &str, value: &str, allowed: &[&str]) {
+    fn one_of(&mut self, field: &(impl fmt::Display + ?Sized), value: &str, allowed: &[&str]) {
         if value.is_empty() {
             self.add(
                 field,
@@ -124,7 +177,7 @@ impl Errors {
     }
 
     /// A required reference name (`ObjectName`: 1–253 characters, any content).
-    fn object_name(&mut self, field: &str, name: &str) {
+    fn object_name(&mut self, field: &(impl fmt::Display + ?Sized), name: &str) {
         if name.is_empty() {
             self.add(field, "is required");
         } else {
@@ -132,7 +185,7 @@ impl Errors {
         }
     }
 
-    fn group(&mut self, field: &str, group: &str) {
+    fn group(&mut self, field: &(impl fmt::Display + ?Sized), group: &str) {
         if !names::is_valid_group(group) {
             self.add(
                 field,
@@ -141,7 +194,7 @@ impl Errors {
         }
     }
 
-    fn kind(&mut self, field: &str, kind: &str) {
+    fn kind(&mut self, field: &(impl fmt::Display + ?Sized), kind: &str) {
         if kind.is_empty() {
             self.add(field, "is required");
         } else if !names::is_valid_kind(kind) {
@@ -152,7 +205,7 @@ impl Errors {
         }
     }
 
-    fn namespace(&mut self, field: &str, namespace: Option<&str>) {
+    fn namespace(&mut self, field: &(impl fmt::Display + ?Sized), namespace: Option<&str>) {
         if let Some(ns) = namespace
             && !names::is_dns_label(ns)
         {
@@ -164,7 +217,7 @@ impl Errors {
     }
 
     /// Section, rule and listener names: a DNS subdomain.
-    fn section_name(&mut self, field: &str, name: &str) {
+    fn section_name(&mut self, field: &(impl fmt::Display + ?Sized), name: &str) {
         if name.is_empty() {
             self.add(field, "must not be empty");
         } else if !names::is_dns_subdomain(name) {
@@ -175,7 +228,12 @@ impl Errors {
         }
     }
 
-    fn hostname(&mut self, field: &str, hostname: &str, allow_wildcard: bool) {
+    fn hostname(
+        &mut self,
+        field: &(impl fmt::Display + ?Sized),
+        hostname: &str,
+        allow_wildcard: bool,
+    ) {
         if is_valid_hostname(hostname, allow_wildcard) {
             return;
         }
@@ -193,7 +251,7 @@ impl Errors {
         self.add(field, message);
     }
 
-    fn regex(&mut self, field: &str, pattern: &str) {
+    fn regex(&mut self, field: &(impl fmt::Display + ?Sized), pattern: &str) {
         // Parsing checks the syntax at a fraction of the cost of compiling; compile builds the
         // automaton once and reports the rare pattern that parses but exceeds the size limit.
         if let Err(err) = regex_syntax::Parser::new().parse(pattern) {
@@ -212,7 +270,11 @@ impl Errors {
         }
     }
 
-    fn duration(&mut self, field: &str, text: &str) -> Option<std::time::Duration> {
+    fn duration(
+        &mut self,
+        field: &(impl fmt::Display + ?Sized),
+        text: &str,
+    ) -> Option<std::time::Duration> {
         match parse_duration(text) {
             Ok(d) => Some(d),
             Err(err) => {
@@ -237,32 +299,32 @@ impl Errors {
                 ),
             );
         }
-        self.namespace("metadata.namespace", meta.namespace.as_deref());
+        self.namespace(&At::root("metadata.namespace"), meta.namespace.as_deref());
     }
 
     /// One `ParentReference` (also a ListenerSet's `parentRef`).
-    fn parent_ref(&mut self, path: &str, p: &ParentReference) {
+    fn parent_ref(&mut self, path: &At<'_>, p: &ParentReference) {
         if let Some(group) = &p.group {
-            self.group(&format!("{path}.group"), group);
+            self.group(&path.field("group"), group);
         }
         if let Some(kind) = &p.kind {
-            self.kind(&format!("{path}.kind"), kind);
+            self.kind(&path.field("kind"), kind);
         }
-        self.namespace(&format!("{path}.namespace"), p.namespace.as_deref());
-        self.object_name(&format!("{path}.name"), &p.name);
+        self.namespace(&path.field("namespace"), p.namespace.as_deref());
+        self.object_name(&path.field("name"), &p.name);
         if let Some(section) = &p.section_name {
-            self.section_name(&format!("{path}.sectionName"), section);
+            self.section_name(&path.field("sectionName"), section);
         }
         if let Some(port) = p.port {
-            self.port(&format!("{path}.port"), port);
+            self.port(&path.field("port"), port);
         }
     }
 
     /// `spec.parentRefs` of every Route kind, with the CRD's two uniqueness rules.
-    fn parent_refs(&mut self, path: &str, refs: &[ParentReference]) {
+    fn parent_refs(&mut self, path: &At<'_>, refs: &[ParentReference]) {
         self.max_items(path, refs.len(), 32);
         for (i, p) in refs.iter().enumerate() {
-            self.parent_ref(&format!("{path}[{i}]"), p);
+            self.parent_ref(&path.index(i), p);
         }
         let same_parent = |a: &ParentReference, b: &ParentReference| {
             a.group() == b.group()
@@ -287,7 +349,7 @@ impl Errors {
                 || port(a).is_some() != port(b).is_some()
             {
                 self.add(
-                    format!("{path}[{j}]"),
+                    path.index(j),
                     format!("refers to the same parent as parentRefs[{i}]: sectionName or port must be set on every reference to that parent"),
                 );
             } else if let Some((i, _)) = refs[..j]
@@ -296,7 +358,7 @@ impl Errors {
                 .find(|(_, a)| same_parent(a, b) && section(a) == section(b) && port(a) == port(b))
             {
                 self.add(
-                    format!("{path}[{j}]"),
+                    path.index(j),
                     format!("duplicates parentRefs[{i}]: sectionName or port must be unique among references to the same parent"),
                 );
             }
@@ -304,44 +366,42 @@ impl Errors {
     }
 
     /// One `BackendRef` (route backends, mirror targets).
-    fn backend_ref(&mut self, path: &str, b: &BackendRef) {
+    fn backend_ref(&mut self, path: &At<'_>, b: &BackendRef) {
         if let Some(group) = &b.group {
-            self.group(&format!("{path}.group"), group);
+            self.group(&path.field("group"), group);
         }
         if let Some(kind) = &b.kind {
-            self.kind(&format!("{path}.kind"), kind);
+            self.kind(&path.field("kind"), kind);
         }
-        self.object_name(&format!("{path}.name"), &b.name);
-        self.namespace(&format!("{path}.namespace"), b.namespace.as_deref());
+        self.object_name(&path.field("name"), &b.name);
+        self.namespace(&path.field("namespace"), b.namespace.as_deref());
         match b.port {
-            Some(port) => self.port(&format!("{path}.port"), port),
+            Some(port) => self.port(&path.field("port"), port),
             None if b.group().is_empty() && b.kind() == "Service" => {
-                self.add(
-                    format!("{path}.port"),
-                    "is required for a Service reference",
-                );
+                self.add(path.field("port"), "is required for a Service reference");
             }
             None => {}
         }
         if let Some(weight) = b.weight {
-            self.range(&format!("{path}.weight"), weight, 0, 1_000_000);
+            self.range(&path.field("weight"), weight, 0, 1_000_000);
         }
     }
 
     /// Route `spec.hostnames`.
-    fn hostnames(&mut self, path: &str, hostnames: &[String], min: usize, max: usize) {
+    fn hostnames(&mut self, path: &At<'_>, hostnames: &[String], min: usize, max: usize) {
         self.items(path, hostnames.len(), min, max);
         for (i, h) in hostnames.iter().enumerate() {
-            self.hostname(&format!("{path}[{i}]"), h, true);
+            self.hostname(&path.index(i), h, true);
         }
     }
 
     /// Rule names: each a DNS subdomain, unique within the route.
-    fn rule_names<'a>(&mut self, path: &str, rule_names: impl Iterator<Item = Option<&'a str>>) {
+    fn rule_names<'a>(&mut self, path: &At<'_>, rule_names: impl Iterator<Item = Option<&'a str>>) {
         let mut seen: Vec<&str> = Vec::new();
         for (i, name) in rule_names.enumerate() {
             let Some(name) = name else { continue };
-            let field = format!("{path}[{i}].name");
+            let rule = path.index(i);
+            let field = rule.field("name");
             self.section_name(&field, name);
             if seen.contains(&name) {
                 self.add(

@@ -1,30 +1,32 @@
 //! ReferenceGrant and BackendTLSPolicy.
 
-use super::{Errors, FieldError, names};
+use super::{At, Errors, FieldError, names};
 use crate::model;
 
 /// Checks a ReferenceGrant.
 pub fn reference_grant(r: &model::ReferenceGrant) -> Vec<FieldError> {
     let mut e = Errors::default();
     e.metadata(&r.metadata);
-    e.items("spec.from", r.spec.from.len(), 1, 16);
+    let from_path = At::root("spec.from");
+    e.items(&from_path, r.spec.from.len(), 1, 16);
     for (i, from) in r.spec.from.iter().enumerate() {
-        let p = format!("spec.from[{i}]");
-        e.group(&format!("{p}.group"), &from.group);
-        e.kind(&format!("{p}.kind"), &from.kind);
+        let p = from_path.index(i);
+        e.group(&p.field("group"), &from.group);
+        e.kind(&p.field("kind"), &from.kind);
         if from.namespace.is_empty() {
-            e.add(format!("{p}.namespace"), "is required");
+            e.add(p.field("namespace"), "is required");
         } else {
-            e.namespace(&format!("{p}.namespace"), Some(&from.namespace));
+            e.namespace(&p.field("namespace"), Some(&from.namespace));
         }
     }
-    e.items("spec.to", r.spec.to.len(), 1, 16);
+    let to_path = At::root("spec.to");
+    e.items(&to_path, r.spec.to.len(), 1, 16);
     for (i, to) in r.spec.to.iter().enumerate() {
-        let p = format!("spec.to[{i}]");
-        e.group(&format!("{p}.group"), &to.group);
-        e.kind(&format!("{p}.kind"), &to.kind);
+        let p = to_path.index(i);
+        e.group(&p.field("group"), &to.group);
+        e.kind(&p.field("kind"), &to.kind);
         if let Some(name) = &to.name {
-            e.object_name(&format!("{p}.name"), name);
+            e.object_name(&p.field("name"), name);
         }
     }
     e.into_vec()
@@ -36,14 +38,15 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
     e.metadata(&r.metadata);
     let spec = &r.spec;
     let targets = &spec.target_refs;
-    e.items("spec.targetRefs", targets.len(), 1, 16);
+    let targets_path = At::root("spec.targetRefs");
+    e.items(&targets_path, targets.len(), 1, 16);
     for (j, t) in targets.iter().enumerate() {
-        let p = format!("spec.targetRefs[{j}]");
-        e.group(&format!("{p}.group"), &t.group);
-        e.kind(&format!("{p}.kind"), &t.kind);
-        e.object_name(&format!("{p}.name"), &t.name);
+        let p = targets_path.index(j);
+        e.group(&p.field("group"), &t.group);
+        e.kind(&p.field("kind"), &t.kind);
+        e.object_name(&p.field("name"), &t.name);
         if let Some(section) = &t.section_name {
-            e.section_name(&format!("{p}.sectionName"), section);
+            e.section_name(&p.field("sectionName"), section);
         }
         let section =
             |t: &model::PolicyTargetReference| t.section_name.clone().filter(|s| !s.is_empty());
@@ -69,19 +72,19 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         }
     }
     let v = &spec.validation;
-    let vp = "spec.validation";
+    let vp = At::root("spec.validation");
     if v.hostname.is_empty() {
-        e.add(format!("{vp}.hostname"), "is required");
+        e.add(vp.field("hostname"), "is required");
     } else {
-        e.hostname(&format!("{vp}.hostname"), &v.hostname, false);
+        e.hostname(&vp.field("hostname"), &v.hostname, false);
     }
-    let refs = format!("{vp}.caCertificateRefs");
+    let refs = vp.field("caCertificateRefs");
     e.max_items(&refs, v.ca_certificate_refs.len(), 8);
     for (i, r) in v.ca_certificate_refs.iter().enumerate() {
-        let p = format!("{refs}[{i}]");
-        e.group(&format!("{p}.group"), &r.group);
-        e.kind(&format!("{p}.kind"), &r.kind);
-        e.object_name(&format!("{p}.name"), &r.name);
+        let p = refs.index(i);
+        e.group(&p.field("group"), &r.group);
+        e.kind(&p.field("kind"), &r.kind);
+        e.object_name(&p.field("name"), &r.name);
     }
     let well_known = v
         .well_known_ca_certificates
@@ -91,7 +94,7 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         && (w.len() > 253 || !names::is_valid_well_known_ca(w))
     {
         e.add(
-            format!("{vp}.wellKnownCACertificates"),
+            vp.field("wellKnownCACertificates"),
             format!("invalid value {w:?}: must be \"System\" or a domain-prefixed name"),
         );
     }
@@ -106,34 +109,32 @@ pub fn backend_tls_policy(r: &model::BackendTlsPolicy) -> Vec<FieldError> {
         ),
         _ => {}
     }
-    let sans = format!("{vp}.subjectAltNames");
+    let sans = vp.field("subjectAltNames");
     e.max_items(&sans, v.subject_alt_names.len(), 5);
     for (i, san) in v.subject_alt_names.iter().enumerate() {
-        let p = format!("{sans}[{i}]");
-        e.one_of(&format!("{p}.type"), &san.type_, &["Hostname", "URI"]);
+        let p = sans.index(i);
+        e.one_of(&p.field("type"), &san.type_, &["Hostname", "URI"]);
         let hostname = san.hostname.as_deref().filter(|h| !h.is_empty());
         let uri = san.uri.as_deref().filter(|u| !u.is_empty());
         match (san.type_.as_str(), hostname) {
-            ("Hostname", None) => {
-                e.add(format!("{p}.hostname"), "is required when type is Hostname")
-            }
-            ("Hostname", Some(h)) => e.hostname(&format!("{p}.hostname"), h, true),
+            ("Hostname", None) => e.add(p.field("hostname"), "is required when type is Hostname"),
+            ("Hostname", Some(h)) => e.hostname(&p.field("hostname"), h, true),
             (_, Some(_)) => e.add(
-                format!("{p}.hostname"),
+                p.field("hostname"),
                 "must not be set unless type is Hostname",
             ),
             _ => {}
         }
         match (san.type_.as_str(), uri) {
-            ("URI", None) => e.add(format!("{p}.uri"), "is required when type is URI"),
+            ("URI", None) => e.add(p.field("uri"), "is required when type is URI"),
             ("URI", Some(u)) if u.len() > 253 || !names::is_valid_san_uri(u) => {
                 e.add(
-                    format!("{p}.uri"),
+                    p.field("uri"),
                     format!("invalid URI {u:?}: must start with scheme://"),
                 );
             }
             ("URI", Some(_)) => {}
-            (_, Some(_)) => e.add(format!("{p}.uri"), "must not be set unless type is URI"),
+            (_, Some(_)) => e.add(p.field("uri"), "must not be set unless type is URI"),
             _ => {}
         }
     }

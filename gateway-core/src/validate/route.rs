@@ -1,6 +1,6 @@
 //! HTTPRoute, GRPCRoute, TLSRoute, TCPRoute and UDPRoute.
 
-use super::{Errors, FieldError, names};
+use super::{At, Errors, FieldError, names};
 use crate::model::{
     self, Cors, GrpcRouteMatch, GrpcRouteRule, HeaderModifier, HttpBackendRef, HttpHeaderMatch,
     HttpPathModifier, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, L4RouteRule,
@@ -62,14 +62,14 @@ fn version(api_version: &str) -> &str {
 /// `max` of them) and `useDefaultGateways`.
 fn route_spec<R>(e: &mut Errors, meta: &ObjectMeta, spec: &RouteSpec<R>, min: usize, max: usize) {
     e.metadata(meta);
-    e.parent_refs("spec.parentRefs", &spec.parent_refs);
-    e.hostnames("spec.hostnames", &spec.hostnames, min, max);
+    e.parent_refs(&At::root("spec.parentRefs"), &spec.parent_refs);
+    e.hostnames(&At::root("spec.hostnames"), &spec.hostnames, min, max);
     use_default_gateways(e, &spec.use_default_gateways);
 }
 
 fn use_default_gateways(e: &mut Errors, value: &Option<String>) {
     if let Some(v) = value {
-        e.one_of("spec.useDefaultGateways", v, &["All", "None"]);
+        e.one_of(&At::root("spec.useDefaultGateways"), v, &["All", "None"]);
     }
 }
 
@@ -81,9 +81,9 @@ fn rule_list<R>(
     rules: &[R],
     matches: impl Fn(&R) -> usize,
     name: impl Fn(&R) -> Option<&str>,
-    check: fn(&mut Errors, &str, &R),
+    check: fn(&mut Errors, &At<'_>, &R),
 ) {
-    e.max_items("spec.rules", rules.len(), 16);
+    e.max_items(&At::root("spec.rules"), rules.len(), 16);
     let total: usize = rules.iter().map(matches).sum();
     if total > 128 {
         e.add(
@@ -91,9 +91,9 @@ fn rule_list<R>(
             format!("at most 128 matches across all rules (found {total})"),
         );
     }
-    e.rule_names("spec.rules", rules.iter().map(name));
+    e.rule_names(&At::root("spec.rules"), rules.iter().map(name));
     for (i, rule) in rules.iter().enumerate() {
-        check(e, &format!("spec.rules[{i}]"), rule);
+        check(e, &At::root("spec.rules").index(i), rule);
     }
 }
 
@@ -101,17 +101,17 @@ fn rule_list<R>(
 /// kind's own checks of each backend's filter list.
 fn backend_refs(
     e: &mut Errors,
-    path: &str,
+    path: &At<'_>,
     refs: &[HttpBackendRef],
     kind: &FilterKind,
-    also: impl Fn(&mut Errors, &str, &[HttpRouteFilter]),
+    also: impl Fn(&mut Errors, &At<'_>, &[HttpRouteFilter]),
 ) {
-    let refs_path = format!("{path}.backendRefs");
+    let refs_path = path.field("backendRefs");
     e.max_items(&refs_path, refs.len(), 16);
     for (i, b) in refs.iter().enumerate() {
-        let bp = format!("{refs_path}[{i}]");
+        let bp = refs_path.index(i);
         e.backend_ref(&bp, &b.backend_ref());
-        let fp = format!("{bp}.filters");
+        let fp = bp.field("filters");
         filters(e, &fp, &b.filters, kind);
         also(e, &fp, &b.filters);
     }
@@ -133,17 +133,17 @@ pub fn http_route(r: &model::HttpRoute) -> Vec<FieldError> {
     e.into_vec()
 }
 
-fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
-    e.max_items(&format!("{path}.matches"), rule.matches.len(), 64);
+fn http_rule(e: &mut Errors, path: &At<'_>, rule: &HttpRouteRule) {
+    e.max_items(&path.field("matches"), rule.matches.len(), 64);
     for (i, m) in rule.matches.iter().enumerate() {
-        http_match(e, &format!("{path}.matches[{i}]"), m);
+        http_match(e, &path.field("matches").index(i), m);
     }
-    filters(e, &format!("{path}.filters"), &rule.filters, &HTTP);
+    filters(e, &path.field("filters"), &rule.filters, &HTTP);
     if !rule.backend_refs.is_empty() {
         for (i, f) in rule.filters.iter().enumerate() {
             if f.request_redirect.is_some() {
                 e.add(
-                    format!("{path}.filters[{i}]"),
+                    path.field("filters").index(i),
                     "RequestRedirect filter must not be used together with backendRefs",
                 );
             }
@@ -160,7 +160,7 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
         _ => false,
     };
     if !single_prefix {
-        prefix_replacements(e, &format!("{path}.filters"), &rule.filters);
+        prefix_replacements(e, &path.field("filters"), &rule.filters);
     }
     backend_refs(e, path, &rule.backend_refs, &HTTP, |e, fp, list| {
         if !single_prefix {
@@ -171,18 +171,18 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
         let request = t
             .request
             .as_deref()
-            .and_then(|s| e.duration(&format!("{path}.timeouts.request"), s));
+            .and_then(|s| e.duration(&path.field("timeouts").field("request"), s));
         let backend = t
             .backend_request
             .as_deref()
-            .and_then(|s| e.duration(&format!("{path}.timeouts.backendRequest"), s));
+            .and_then(|s| e.duration(&path.field("timeouts").field("backendRequest"), s));
         // "0s" disables the request timeout, so any backend timeout fits under it.
         if let (Some(request), Some(backend)) = (request, backend)
             && !request.is_zero()
             && backend > request
         {
             e.add(
-                format!("{path}.timeouts.backendRequest"),
+                path.field("timeouts").field("backendRequest"),
                 format!(
                     "backendRequest timeout ({}) cannot be longer than request timeout ({})",
                     t.backend_request.as_deref().unwrap_or_default(),
@@ -196,21 +196,26 @@ fn http_rule(e: &mut Errors, path: &str, rule: &HttpRouteRule) {
             && attempts < 1
         {
             e.add(
-                format!("{path}.retry.attempts"),
+                path.field("retry").field("attempts"),
                 format!("must be at least 1 (found {attempts})"),
             );
         }
         for (i, code) in retry.codes.iter().enumerate() {
-            e.range(&format!("{path}.retry.codes[{i}]"), *code, 400, 599);
+            e.range(
+                &path.field("retry").field("codes").index(i),
+                *code,
+                400,
+                599,
+            );
         }
         if let Some(backoff) = &retry.backoff {
-            e.duration(&format!("{path}.retry.backoff"), backoff);
+            e.duration(&path.field("retry").field("backoff"), backoff);
         }
     }
 }
 
 /// Reports redirect and rewrite filters that replace a prefix the rule cannot name.
-fn prefix_replacements(e: &mut Errors, path: &str, filters: &[HttpRouteFilter]) {
+fn prefix_replacements(e: &mut Errors, path: &At<'_>, filters: &[HttpRouteFilter]) {
     let replaces_prefix = |p: &Option<HttpPathModifier>| {
         p.as_ref().is_some_and(|p| {
             p.type_ == PathModifierType::ReplacePrefixMatch && p.replace_prefix_match.is_some()
@@ -231,7 +236,7 @@ fn prefix_replacements(e: &mut Errors, path: &str, filters: &[HttpRouteFilter]) 
         ] {
             if used {
                 e.add(
-                    format!("{path}[{i}].{field}.path.replacePrefixMatch"),
+                    path.index(i).field(field).field("path").field("replacePrefixMatch"),
                     format!("when using {name} filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified"),
                 );
             }
@@ -239,17 +244,17 @@ fn prefix_replacements(e: &mut Errors, path: &str, filters: &[HttpRouteFilter]) 
     }
 }
 
-fn http_match(e: &mut Errors, path: &str, m: &HttpRouteMatch) {
+fn http_match(e: &mut Errors, path: &At<'_>, m: &HttpRouteMatch) {
     if let Some(p) = &m.path {
         let type_ = p.match_type();
         if !type_.is_known() {
             e.one_of(
-                &format!("{path}.path.type"),
+                &path.field("path").field("type"),
                 type_.as_str(),
                 &["Exact", "PathPrefix", "RegularExpression"],
             );
         }
-        let field = format!("{path}.path.value");
+        let field = path.field("path.value");
         let value = p.value();
         e.max_len(&field, value, 1024);
         match type_ {
@@ -258,22 +263,22 @@ fn http_match(e: &mut Errors, path: &str, m: &HttpRouteMatch) {
             PathMatchType::Unknown(_) => {}
         }
     }
-    header_matches(e, &format!("{path}.headers"), &m.headers, true);
-    let qp = format!("{path}.queryParams");
+    header_matches(e, &path.field("headers"), &m.headers, true);
+    let qp = path.field("queryParams");
     e.max_items(&qp, m.query_params.len(), 16);
     for (i, q) in m.query_params.iter().enumerate() {
-        let field = format!("{qp}[{i}]");
-        header_name(e, &format!("{field}.name"), &q.name);
-        let vf = format!("{field}.value");
+        let field = qp.index(i);
+        header_name(e, &field.field("name"), &q.name);
+        let vf = field.field("value");
         if q.value.is_empty() {
-            e.add(vf.clone(), "is required");
+            e.add(vf, "is required");
         }
         e.max_len(&vf, &q.value, 1024);
         string_match(e, &field, q.type_.as_ref(), &q.value);
         // Query parameter names are case-sensitive, unlike header names.
         if let Some(j) = m.query_params[..i].iter().position(|o| o.name == q.name) {
             e.add(
-                format!("{field}.name"),
+                field.field("name"),
                 format!(
                     "duplicate query parameter {:?} (also queryParams[{j}])",
                     q.name
@@ -282,12 +287,12 @@ fn http_match(e: &mut Errors, path: &str, m: &HttpRouteMatch) {
         }
     }
     if let Some(method) = &m.method {
-        e.one_of(&format!("{path}.method"), method.as_str(), METHODS);
+        e.one_of(&path.field("method"), method.as_str(), METHODS);
     }
 }
 
 /// The CEL rules on Exact and PathPrefix values, in the CRD's order.
-fn path_value(e: &mut Errors, field: &str, value: &str) {
+fn path_value(e: &mut Errors, field: &At<'_>, value: &str) {
     if !value.starts_with('/') {
         e.add(field, "must start with \"/\"");
     }
@@ -309,7 +314,7 @@ fn path_value(e: &mut Errors, field: &str, value: &str) {
     }
 }
 
-fn header_name(e: &mut Errors, field: &str, name: &str) {
+fn header_name(e: &mut Errors, field: &At<'_>, name: &str) {
     if name.is_empty() {
         e.add(field, "is required");
     } else if !names::is_valid_header_name(name) {
@@ -320,7 +325,7 @@ fn header_name(e: &mut Errors, field: &str, name: &str) {
     }
 }
 
-fn header_value(e: &mut Errors, field: &str, value: &str) {
+fn header_value(e: &mut Errors, field: &At<'_>, value: &str) {
     if value.is_empty() {
         e.add(field, "is required");
     } else if !names::is_valid_header_value(value) {
@@ -333,28 +338,28 @@ fn header_value(e: &mut Errors, field: &str, value: &str) {
 }
 
 /// The `type` of a header, query or method match; compiles regular expressions.
-fn string_match(e: &mut Errors, field: &str, type_: Option<&StringMatchType>, value: &str) {
+fn string_match(e: &mut Errors, field: &At<'_>, type_: Option<&StringMatchType>, value: &str) {
     match type_ {
-        Some(StringMatchType::RegularExpression) => e.regex(&format!("{field}.value"), value),
+        Some(StringMatchType::RegularExpression) => e.regex(&field.field("value"), value),
         Some(other @ StringMatchType::Unknown(_)) => {
-            e.one_of(&format!("{field}.type"), other.as_str(), MATCH_TYPES);
+            e.one_of(&field.field("type"), other.as_str(), MATCH_TYPES);
         }
         _ => {}
     }
 }
 
 /// Header matches of HTTPRoute (`strict_value`: the CRD's value pattern) and GRPCRoute.
-fn header_matches(e: &mut Errors, path: &str, headers: &[HttpHeaderMatch], strict_value: bool) {
+fn header_matches(e: &mut Errors, path: &At<'_>, headers: &[HttpHeaderMatch], strict_value: bool) {
     e.max_items(path, headers.len(), 16);
     for (i, h) in headers.iter().enumerate() {
-        let field = format!("{path}[{i}]");
-        header_name(e, &format!("{field}.name"), &h.name);
-        let vf = format!("{field}.value");
+        let field = path.index(i);
+        header_name(e, &field.field("name"), &h.name);
+        let vf = field.field("value");
         if strict_value {
             header_value(e, &vf, &h.value);
         } else {
             if h.value.is_empty() {
-                e.add(vf.clone(), "is required");
+                e.add(vf, "is required");
             }
             e.max_len(&vf, &h.value, 4096);
         }
@@ -364,7 +369,7 @@ fn header_matches(e: &mut Errors, path: &str, headers: &[HttpHeaderMatch], stric
             .position(|o| o.name.eq_ignore_ascii_case(&h.name))
         {
             e.add(
-                format!("{field}.name"),
+                field.field("name"),
                 format!(
                     "duplicate header {:?} (also headers[{j}]; names are case-insensitive)",
                     h.name
@@ -375,13 +380,13 @@ fn header_matches(e: &mut Errors, path: &str, headers: &[HttpHeaderMatch], stric
 }
 
 /// A filter list: types, the type/field pairing, repeats and per-filter settings.
-fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], kind: &FilterKind) {
+fn filters(e: &mut Errors, path: &At<'_>, list: &[HttpRouteFilter], kind: &FilterKind) {
     let FilterKind { allowed, kind } = *kind;
     e.max_items(path, list.len(), 16);
     for (i, f) in list.iter().enumerate() {
-        let fp = format!("{path}[{i}]");
+        let fp = path.index(i);
         let type_ = f.type_.as_str();
-        e.one_of(&format!("{fp}.type"), type_, allowed);
+        e.one_of(&fp.field("type"), type_, allowed);
         let fields = [
             (
                 "requestHeaderModifier",
@@ -407,44 +412,38 @@ fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], kind: &FilterKi
         for (field, set, owner) in fields {
             let known_here = allowed.contains(&owner);
             if set && !known_here {
-                e.add(
-                    format!("{fp}.{field}"),
-                    format!("is not a {kind} filter field"),
-                );
+                e.add(fp.field(field), format!("is not a {kind} filter field"));
             } else if set && type_ != owner {
                 e.add(
-                    format!("{fp}.{field}"),
+                    fp.field(field),
                     format!("must not be set unless type is {owner}"),
                 );
             } else if !set && type_ == owner && known_here {
-                e.add(
-                    format!("{fp}.{field}"),
-                    format!("is required when type is {owner}"),
-                );
+                e.add(fp.field(field), format!("is required when type is {owner}"));
             }
         }
         if let Some(m) = &f.request_header_modifier {
-            header_modifier(e, &format!("{fp}.requestHeaderModifier"), m);
+            header_modifier(e, &fp.field("requestHeaderModifier"), m);
         }
         if let Some(m) = &f.response_header_modifier {
-            header_modifier(e, &format!("{fp}.responseHeaderModifier"), m);
+            header_modifier(e, &fp.field("responseHeaderModifier"), m);
         }
         if let Some(m) = &f.request_mirror {
-            mirror(e, &format!("{fp}.requestMirror"), m);
+            mirror(e, &fp.field("requestMirror"), m);
         }
         if allowed.contains(&"RequestRedirect") {
             if let Some(r) = &f.request_redirect {
-                redirect(e, &format!("{fp}.requestRedirect"), r);
+                redirect(e, &fp.field("requestRedirect"), r);
             }
             if let Some(r) = &f.url_rewrite {
-                rewrite(e, &format!("{fp}.urlRewrite"), r);
+                rewrite(e, &fp.field("urlRewrite"), r);
             }
             if let Some(c) = &f.cors {
-                cors(e, &format!("{fp}.cors"), c);
+                cors(e, &fp.field("cors"), c);
             }
         }
         if let Some(r) = &f.extension_ref {
-            extension_ref(e, &format!("{fp}.extensionRef"), r);
+            extension_ref(e, &fp.field("extensionRef"), r);
         }
     }
     for single in SINGLE_FILTERS.iter().filter(|t| allowed.contains(t)) {
@@ -455,7 +454,7 @@ fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], kind: &FilterKi
             .skip(1)
         {
             e.add(
-                format!("{path}[{i}].type"),
+                path.index(i).field("type"),
                 format!("{single} filter cannot be repeated"),
             );
         }
@@ -469,7 +468,7 @@ fn filters(e: &mut Errors, path: &str, list: &[HttpRouteFilter], kind: &FilterKi
     }
 }
 
-fn header_modifier(e: &mut Errors, path: &str, m: &HeaderModifier) {
+fn header_modifier(e: &mut Errors, path: &At<'_>, m: &HeaderModifier) {
     // Each header name may appear once across set, add and remove: the CRD keys the lists by
     // name, and across lists the result would depend on the order the filter applies them.
     let mut seen: Vec<(String, String)> = Vec::new();
@@ -490,46 +489,46 @@ fn header_modifier(e: &mut Errors, path: &str, m: &HeaderModifier) {
         }
     };
     for (list_name, list) in [("set", &m.set), ("add", &m.add)] {
-        let lp = format!("{path}.{list_name}");
+        let lp = path.field(list_name);
         e.max_items(&lp, list.len(), 16);
         for (i, h) in list.iter().enumerate() {
-            let field = format!("{lp}[{i}]");
-            header_name(e, &format!("{field}.name"), &h.name);
-            header_value(e, &format!("{field}.value"), &h.value);
-            check_dup(e, format!("{path}.{list_name}[{i}]"), &h.name);
+            let field = lp.index(i);
+            header_name(e, &field.field("name"), &h.name);
+            header_value(e, &field.field("value"), &h.value);
+            check_dup(e, path.field(list_name).index(i).to_string(), &h.name);
         }
     }
-    let lp = format!("{path}.remove");
+    let lp = path.field("remove");
     e.max_items(&lp, m.remove.len(), 16);
     for (i, name) in m.remove.iter().enumerate() {
-        let field = format!("{lp}[{i}]");
+        let field = lp.index(i);
         header_name(e, &field, name);
-        check_dup(e, format!("{path}.remove[{i}]"), name);
+        check_dup(e, path.field("remove").index(i).to_string(), name);
     }
 }
 
-fn mirror(e: &mut Errors, path: &str, m: &RequestMirror) {
-    e.backend_ref(&format!("{path}.backendRef"), &m.backend_ref);
+fn mirror(e: &mut Errors, path: &At<'_>, m: &RequestMirror) {
+    e.backend_ref(&path.field("backendRef"), &m.backend_ref);
     if let Some(percent) = m.percent {
-        e.range(&format!("{path}.percent"), percent, 0, 100);
+        e.range(&path.field("percent"), percent, 0, 100);
     }
     if let Some(fraction) = &m.fraction {
-        let fp = format!("{path}.fraction");
+        let fp = path.field("fraction");
         if fraction.numerator < 0 {
             e.add(
-                format!("{fp}.numerator"),
+                fp.field("numerator"),
                 format!("must be at least 0 (found {})", fraction.numerator),
             );
         }
         let denominator = fraction.denominator.unwrap_or(100);
         if denominator < 1 {
             e.add(
-                format!("{fp}.denominator"),
+                fp.field("denominator"),
                 format!("must be at least 1 (found {denominator})"),
             );
         } else if fraction.numerator > denominator {
             e.add(
-                format!("{fp}.numerator"),
+                fp.field("numerator"),
                 format!(
                     "must be less than or equal to the denominator ({} > {denominator})",
                     fraction.numerator
@@ -542,41 +541,41 @@ fn mirror(e: &mut Errors, path: &str, m: &RequestMirror) {
     }
 }
 
-fn redirect(e: &mut Errors, path: &str, r: &RequestRedirect) {
+fn redirect(e: &mut Errors, path: &At<'_>, r: &RequestRedirect) {
     if let Some(scheme) = &r.scheme {
-        e.one_of(&format!("{path}.scheme"), scheme, &["http", "https"]);
+        e.one_of(&path.field("scheme"), scheme, &["http", "https"]);
     }
     if let Some(hostname) = &r.hostname {
-        e.hostname(&format!("{path}.hostname"), hostname, false);
+        e.hostname(&path.field("hostname"), hostname, false);
     }
     if let Some(p) = &r.path {
-        path_modifier(e, &format!("{path}.path"), p);
+        path_modifier(e, &path.field("path"), p);
     }
     if let Some(port) = r.port {
-        e.port(&format!("{path}.port"), port);
+        e.port(&path.field("port"), port);
     }
     if let Some(code) = r.status_code
         && ![301, 302, 303, 307, 308].contains(&code)
     {
         e.add(
-            format!("{path}.statusCode"),
+            path.field("statusCode"),
             format!("unsupported value {code}: must be one of 301, 302, 303, 307, 308"),
         );
     }
 }
 
-fn rewrite(e: &mut Errors, path: &str, r: &UrlRewrite) {
+fn rewrite(e: &mut Errors, path: &At<'_>, r: &UrlRewrite) {
     if let Some(hostname) = &r.hostname {
-        e.hostname(&format!("{path}.hostname"), hostname, false);
+        e.hostname(&path.field("hostname"), hostname, false);
     }
     if let Some(p) = &r.path {
-        path_modifier(e, &format!("{path}.path"), p);
+        path_modifier(e, &path.field("path"), p);
     }
 }
 
-fn path_modifier(e: &mut Errors, path: &str, p: &HttpPathModifier) {
+fn path_modifier(e: &mut Errors, path: &At<'_>, p: &HttpPathModifier) {
     e.one_of(
-        &format!("{path}.type"),
+        &path.field("type"),
         p.type_.as_str(),
         &["ReplaceFullPath", "ReplacePrefixMatch"],
     );
@@ -588,90 +587,85 @@ fn path_modifier(e: &mut Errors, path: &str, p: &HttpPathModifier) {
     let prefix = p.type_ == PathModifierType::ReplacePrefixMatch;
     match &p.replace_full_path {
         Some(value) => {
-            e.max_len(&format!("{path}.replaceFullPath"), value, 1024);
+            e.max_len(&path.field("replaceFullPath"), value, 1024);
             if !full {
                 e.add(
-                    format!("{path}.replaceFullPath"),
+                    path.field("replaceFullPath"),
                     "must not be set unless type is ReplaceFullPath",
                 );
             }
         }
         None if full => e.add(
-            format!("{path}.replaceFullPath"),
+            path.field("replaceFullPath"),
             "is required when type is ReplaceFullPath",
         ),
         None => {}
     }
     match &p.replace_prefix_match {
         Some(value) => {
-            e.max_len(&format!("{path}.replacePrefixMatch"), value, 1024);
+            e.max_len(&path.field("replacePrefixMatch"), value, 1024);
             if !prefix {
                 e.add(
-                    format!("{path}.replacePrefixMatch"),
+                    path.field("replacePrefixMatch"),
                     "must not be set unless type is ReplacePrefixMatch",
                 );
             }
         }
         None if prefix => e.add(
-            format!("{path}.replacePrefixMatch"),
+            path.field("replacePrefixMatch"),
             "is required when type is ReplacePrefixMatch",
         ),
         None => {}
     }
 }
 
-fn extension_ref(e: &mut Errors, path: &str, r: &LocalObjectReference) {
-    e.group(&format!("{path}.group"), &r.group);
-    e.kind(&format!("{path}.kind"), &r.kind);
-    e.object_name(&format!("{path}.name"), &r.name);
+fn extension_ref(e: &mut Errors, path: &At<'_>, r: &LocalObjectReference) {
+    e.group(&path.field("group"), &r.group);
+    e.kind(&path.field("kind"), &r.kind);
+    e.object_name(&path.field("name"), &r.name);
 }
 
-fn cors(e: &mut Errors, path: &str, c: &Cors) {
-    let wildcard_alone = |e: &mut Errors, field: &str, list: &[String], what: &str| {
+fn cors(e: &mut Errors, path: &At<'_>, c: &Cors) {
+    let wildcard_alone = |e: &mut Errors, field: &At<'_>, list: &[String], what: &str| {
         if list.len() > 1 && list.iter().any(|v| v == "*") {
             e.add(field, format!("\"*\" cannot be combined with other {what}"));
         }
     };
-    let origins = format!("{path}.allowOrigins");
+    let origins = path.field("allowOrigins");
     e.max_items(&origins, c.allow_origins.len(), 64);
     for (i, origin) in c.allow_origins.iter().enumerate() {
         if !names::is_valid_origin(origin) {
             e.add(
-                format!("{origins}[{i}]"),
+                origins.index(i),
                 format!("invalid origin {origin:?}: must be \"*\" or http(s)://host[:port], where host may start with \"*.\""),
             );
         }
     }
     wildcard_alone(e, &origins, &c.allow_origins, "origins");
-    let methods = format!("{path}.allowMethods");
+    let methods = path.field("allowMethods");
     e.max_items(&methods, c.allow_methods.len(), 9);
     let mut allowed = METHODS.to_vec();
     allowed.push("*");
     for (i, method) in c.allow_methods.iter().enumerate() {
-        e.one_of(&format!("{methods}[{i}]"), method, &allowed);
+        e.one_of(&methods.index(i), method, &allowed);
     }
     wildcard_alone(e, &methods, &c.allow_methods, "methods");
     for (name, list) in [
         ("allowHeaders", &c.allow_headers),
         ("exposeHeaders", &c.expose_headers),
     ] {
-        let lp = format!("{path}.{name}");
+        let lp = path.field(name);
         e.max_items(&lp, list.len(), 64);
         for (i, h) in list.iter().enumerate() {
-            header_name(e, &format!("{lp}[{i}]"), h);
+            header_name(e, &lp.index(i), h);
         }
     }
-    wildcard_alone(
-        e,
-        &format!("{path}.allowHeaders"),
-        &c.allow_headers,
-        "headers",
-    );
+    wildcard_alone(e, &path.field("allowHeaders"), &c.allow_headers, "headers");
     if let Some(max_age) = c.max_age
         && max_age < 1
     {
         e.add(
-            format!("{path}.maxAge"),
+            path.field("maxAge"),
             format!("must be at least 1 (found {max_age})"),
         );
     }
@@ -691,28 +685,28 @@ pub fn grpc_route(r: &model::GrpcRoute) -> Vec<FieldError> {
     e.into_vec()
 }
 
-fn grpc_rule(e: &mut Errors, path: &str, rule: &GrpcRouteRule) {
-    e.max_items(&format!("{path}.matches"), rule.matches.len(), 64);
+fn grpc_rule(e: &mut Errors, path: &At<'_>, rule: &GrpcRouteRule) {
+    e.max_items(&path.field("matches"), rule.matches.len(), 64);
     for (i, m) in rule.matches.iter().enumerate() {
-        grpc_match(e, &format!("{path}.matches[{i}]"), m);
+        grpc_match(e, &path.field("matches").index(i), m);
     }
-    filters(e, &format!("{path}.filters"), &rule.filters, &GRPC);
+    filters(e, &path.field("filters"), &rule.filters, &GRPC);
     backend_refs(e, path, &rule.backend_refs, &GRPC, |_, _, _| {});
 }
 
-fn grpc_match(e: &mut Errors, path: &str, m: &GrpcRouteMatch) {
+fn grpc_match(e: &mut Errors, path: &At<'_>, m: &GrpcRouteMatch) {
     if let Some(method) = &m.method {
-        let mp = format!("{path}.method");
+        let mp = path.field("method");
         let type_ = method.type_.clone().unwrap_or(StringMatchType::Exact);
         if !type_.is_known() {
-            e.one_of(&format!("{mp}.type"), type_.as_str(), MATCH_TYPES);
+            e.one_of(&mp.field("type"), type_.as_str(), MATCH_TYPES);
         }
         // `type` is defaulted, so the CRD's "has(self.type)" guard always holds.
         if method.service.is_none() && method.method.is_none() {
-            e.add(mp.clone(), "at least one of service or method must be set");
+            e.add(mp, "at least one of service or method must be set");
         }
         if let Some(service) = &method.service {
-            let field = format!("{mp}.service");
+            let field = mp.field("service");
             e.max_len(&field, service, 1024);
             match type_ {
                 StringMatchType::Exact if !is_grpc_service(service) => e.add(
@@ -724,7 +718,7 @@ fn grpc_match(e: &mut Errors, path: &str, m: &GrpcRouteMatch) {
             }
         }
         if let Some(name) = &method.method {
-            let field = format!("{mp}.method");
+            let field = mp.field("method");
             e.max_len(&field, name, 1024);
             match type_ {
                 StringMatchType::Exact if !is_grpc_ident(name) => e.add(
@@ -736,7 +730,7 @@ fn grpc_match(e: &mut Errors, path: &str, m: &GrpcRouteMatch) {
             }
         }
     }
-    header_matches(e, &format!("{path}.headers"), &m.headers, false);
+    header_matches(e, &path.field("headers"), &m.headers, false);
 }
 
 fn is_grpc_ident(text: &str) -> bool {
@@ -768,21 +762,22 @@ pub fn tcp_route(r: &model::TcpRoute) -> Vec<FieldError> {
     let mut e = Errors::default();
     e.metadata(&r.metadata);
     let alpha2 = version(&r.api_version) == "v1alpha2";
-    e.parent_refs("spec.parentRefs", &r.spec.parent_refs);
+    e.parent_refs(&At::root("spec.parentRefs"), &r.spec.parent_refs);
     use_default_gateways(&mut e, &r.spec.use_default_gateways);
     l4_rules(&mut e, &r.spec.rules, if alpha2 { 16 } else { 1 });
     e.into_vec()
 }
 
 fn l4_rules(e: &mut Errors, rules: &[L4RouteRule], max: usize) {
-    let path = "spec.rules";
-    e.items(path, rules.len(), 1, max);
-    e.rule_names(path, rules.iter().map(|r| r.name.as_deref()));
+    let path = At::root("spec.rules");
+    e.items(&path, rules.len(), 1, max);
+    e.rule_names(&path, rules.iter().map(|r| r.name.as_deref()));
     for (i, rule) in rules.iter().enumerate() {
-        let refs = format!("{path}[{i}].backendRefs");
+        let rule_path = path.index(i);
+        let refs = rule_path.field("backendRefs");
         e.items(&refs, rule.backend_refs.len(), 1, 16);
         for (j, b) in rule.backend_refs.iter().enumerate() {
-            e.backend_ref(&format!("{refs}[{j}]"), b);
+            e.backend_ref(&refs.index(j), b);
         }
     }
 }
