@@ -296,10 +296,10 @@ impl HttpBindState {
                     .iter()
                     .map(move |rule| (&route.id, rule.index, rule.name.as_deref(), rule_key(rule)))
             });
-            for (route, index, name, key) in http.chain(grpc) {
-                let metrics = shared.metrics.rule(&listener.id, route, index, name);
-                rule_metrics.insert(key, metrics);
-            }
+            let rules = http
+                .chain(grpc)
+                .map(|(route, index, name, key)| (key, route, index, name));
+            rule_metrics.extend(shared.metrics.rules(&listener.id, rules));
             crate::tls::origin::for_each_backend(listener, &mut |backend| {
                 round_robin
                     .entry(endpoints_key(&backend.endpoints))

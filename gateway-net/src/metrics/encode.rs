@@ -1,6 +1,7 @@
 //! The Prometheus text encoding of the metrics' state: families, labels and values, read at
 //! scrape time from what [`super::MetricsState`] and the routing tables hold.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -64,7 +65,8 @@ fn signed(value: u64) -> i64 {
 pub(super) fn http(shared: &Shared, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
     let state = &shared.metrics;
     let routing = state.lock_routing();
-    let rules = std::iter::once(&state.unrouted).chain(routing.current.rules.values());
+    let rules = std::iter::once(&state.unrouted)
+        .chain(routing.current.rules.values().flat_map(BTreeMap::values));
     let mut m = encoder.encode_descriptor(
         "gateway_http_requests",
         "HTTP and gRPC requests by the route rule that took them and the response class; \

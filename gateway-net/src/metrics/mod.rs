@@ -189,13 +189,16 @@ impl Drop for ConnGuard {
     }
 }
 
-type RuleKey = (ListenerId, RouteId, String);
+/// A rule within its listener: the route and the rule's name (or index).
+type RuleKey = (RouteId, String);
 
 /// The metric handles of one configuration.
 #[derive(Debug, Default)]
 struct Tables {
     listeners: BTreeMap<ListenerId, Arc<ListenerMetrics>>,
-    rules: BTreeMap<RuleKey, Arc<RuleMetrics>>,
+    /// By listener first: a reload of thousands of rules compares each rule's key with the
+    /// others of its listener only, and the listener is looked up once for all of them.
+    rules: BTreeMap<ListenerId, BTreeMap<RuleKey, Arc<RuleMetrics>>>,
 }
 
 #[derive(Debug, Default)]
@@ -298,38 +301,51 @@ impl MetricsState {
         found
     }
 
-    /// The counters of one rule of a route on a listener, kept from the previous
-    /// configuration when it had the same rule.
-    pub(crate) fn rule(
+    /// The counters of the rules of one listener (`(key, route, index, name)` each): the
+    /// previous configuration's when it had the same rule on the same listener, else new
+    /// ones. `key` is the caller's handle for each, returned with its counters. One lock and
+    /// one listener lookup for all of them.
+    pub(crate) fn rules<'r, K>(
         &self,
         listener: &ListenerId,
-        route: &RouteId,
-        index: usize,
-        name: Option<&str>,
-    ) -> Arc<RuleMetrics> {
+        rules: impl IntoIterator<Item = (K, &'r RouteId, usize, Option<&'r str>)>,
+    ) -> Vec<(K, Arc<RuleMetrics>)> {
         let listener_metrics = self.listener(listener);
-        let rule = name.map_or_else(|| index.to_string(), str::to_owned);
-        let key = (listener.clone(), route.clone(), rule);
         let mut routing = self.lock_routing();
         let Routing { current, next } = &mut *routing;
-        let found = next
-            .as_ref()
-            .and_then(|n| n.rules.get(&key))
-            .or_else(|| current.rules.get(&key))
-            .filter(|r| Arc::ptr_eq(&r.listener, &listener_metrics))
-            .cloned()
-            .unwrap_or_else(|| {
-                Arc::new(RuleMetrics {
-                    kind: route.key.kind.as_str(),
-                    route: format!("{}/{}", route.key.namespace, route.key.name),
-                    rule: key.2.clone(),
-                    classes: Default::default(),
-                    listener: listener_metrics,
-                })
-            });
+        let mut out = Vec::new();
+        let mut kept = BTreeMap::new();
+        {
+            let in_next = next.as_ref().and_then(|n| n.rules.get(listener));
+            let in_current = current.rules.get(listener);
+            for (handle, route, index, name) in rules {
+                let rule = name.map_or_else(|| index.to_string(), str::to_owned);
+                let key = (route.clone(), rule);
+                let found = in_next
+                    .and_then(|m| m.get(&key))
+                    .or_else(|| in_current.and_then(|m| m.get(&key)))
+                    .filter(|r| Arc::ptr_eq(&r.listener, &listener_metrics))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(RuleMetrics {
+                            kind: route.key.kind.as_str(),
+                            route: format!("{}/{}", route.key.namespace, route.key.name),
+                            rule: key.1.clone(),
+                            classes: Default::default(),
+                            listener: listener_metrics.clone(),
+                        })
+                    });
+                out.push((handle, found.clone()));
+                kept.insert(key, found);
+            }
+        }
         let tables = next.as_mut().unwrap_or(current);
-        tables.rules.insert(key, found.clone());
-        found
+        tables
+            .rules
+            .entry(listener.clone())
+            .or_default()
+            .extend(kept);
+        out
     }
 
     /// Counts a TLS connection that ended before it was handed on.
