@@ -170,30 +170,24 @@ fn write_status(options: &Options, gateway: &CompiledGateway, status: &mut Statu
                 generation,
             ),
         ),
-        Ok(()) if valid < total => (
-            Condition::new(
-                ConditionType::Accepted,
-                true,
-                Reason::ListenersNotValid,
-                format!("{} of {total} listeners are not valid", total - valid),
-                generation,
-            ),
-            Condition::new(
-                ConditionType::Programmed,
-                true,
-                Reason::Programmed,
-                "",
-                generation,
-            ),
-        ),
         Ok(()) => (
-            Condition::new(
-                ConditionType::Accepted,
-                true,
-                Reason::Accepted,
-                "",
-                generation,
-            ),
+            if valid < total {
+                Condition::new(
+                    ConditionType::Accepted,
+                    true,
+                    Reason::ListenersNotValid,
+                    format!("{} of {total} listeners are not valid", total - valid),
+                    generation,
+                )
+            } else {
+                Condition::new(
+                    ConditionType::Accepted,
+                    true,
+                    Reason::Accepted,
+                    "",
+                    generation,
+                )
+            },
             Condition::new(
                 ConditionType::Programmed,
                 true,

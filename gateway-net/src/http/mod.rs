@@ -347,13 +347,16 @@ pub(crate) fn upstream_endpoints(
     origins: &crate::tls::origin::Origins,
 ) -> std::collections::HashSet<upstream::UpstreamKey> {
     let mut endpoints = std::collections::HashSet::new();
+    // One look-up in `origins` (which hashes certificates) per policy, not per backend.
+    let mut seen = std::collections::HashMap::new();
     for bind in &ir.binds {
         for listener in &bind.listeners {
             crate::tls::origin::for_each_backend(listener, &mut |service| {
                 let origin = service.tls.as_ref().and_then(|tls| {
-                    origins
-                        .get(tls, crate::tls::origin::Alpn::of(service.protocol))
-                        .ok()
+                    let alpn = crate::tls::origin::Alpn::of(service.protocol);
+                    seen.entry((Arc::as_ptr(tls) as usize, alpn))
+                        .or_insert_with(|| origins.get(tls, alpn).ok())
+                        .clone()
                 });
                 endpoints.extend(
                     service

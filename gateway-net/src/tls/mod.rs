@@ -179,9 +179,13 @@ impl TlsBindState {
             .filter(|l| l.protocol == ListenerProtocol::Https)
             .cloned()
             .collect();
-        let streams = served
+        let streamed: Vec<Arc<ir::Listener>> = served
             .iter()
             .filter(|l| l.protocol != ListenerProtocol::Https)
+            .cloned()
+            .collect();
+        let streams = streamed
+            .iter()
             .flat_map(|l| l.tls_routes.iter().map(move |r| (l, r)))
             .map(|(l, r)| (route_key(r), shared.l4.route_streams(&l.id, &r.id)))
             .collect();
@@ -190,7 +194,8 @@ impl TlsBindState {
             configs,
             http: crate::http::HttpBindState::build(&https, shared),
             streams,
-            origins: origin::OriginTable::build(&served, &shared.origins),
+            // HTTPS listeners' backends are in `http`'s table.
+            origins: origin::OriginTable::build(&streamed, &shared.origins),
             limits: shared.config.tls.clone(),
         };
         (state, issues)
